@@ -1,0 +1,1 @@
+"""Diffusion policy, world model, planners, training, evaluation and the command line."""

@@ -1,0 +1,1 @@
+"""Franka Emika Panda (7-DoF) with its parallel-jaw hand."""

@@ -1,0 +1,1 @@
+"""SO-101 (5-DoF + gripper), the low-cost arm from TheRobotStudio used with LeRobot."""

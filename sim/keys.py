@@ -1,0 +1,22 @@
+"""Observation keys and sizes shared by tasks, experts, datasets and policies."""
+
+JOINT_POS = "joint_pos"
+"""(n_joints,) arm joint positions, rad."""
+JOINT_VEL = "joint_vel"
+"""(n_joints,) arm joint velocities, rad/s."""
+GRIPPER = "gripper"
+"""(1,) gripper joint position in the robot's gripper units."""
+EE_POSE = "ee_pose"
+"""(7,) tool-centre-point position (m) and orientation quaternion (w, x, y, z), world frame."""
+OBJECT_POSES = "object_poses"
+"""(n_objects, 7) object positions and quaternions (w, x, y, z); absent when a task has none."""
+GOAL = "goal"
+"""(goal_dim,) task goal: target positions (see each task's docstring)."""
+INSTRUCTION = "instruction"
+"""Natural-language instruction (Sort only)."""
+IMAGE = "image"
+"""(H, W, 3) uint8 RGB camera image, present when the env is built with ``camera_obs=True``."""
+
+POSE_DIM = 7
+STATE_KEYS = (JOINT_POS, JOINT_VEL, GRIPPER, EE_POSE, OBJECT_POSES, GOAL)
+"""Numeric keys, in the order they are concatenated into a flat state vector."""

@@ -1,0 +1,83 @@
+"""The Task interface: what a task puts in the scene, how it resets, scores and ends."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import numpy as np
+
+from robots.base import RobotConstants
+from sim.scene import ObjectSpec, Scene
+from sim.workspace import Workspace
+
+RED = (0.85, 0.15, 0.15, 1.0)
+GREEN = (0.15, 0.7, 0.2, 1.0)
+BLUE = (0.15, 0.3, 0.9, 1.0)
+YELLOW = (0.95, 0.85, 0.1, 1.0)
+TARGET = (0.2, 0.8, 0.3, 0.6)
+
+
+class Task(ABC):
+    """One manipulation task for one robot. Holds the episode's goal between resets."""
+
+    name: ClassVar[str]
+    """Registry name (``push``)."""
+    title: ClassVar[str]
+    """Name in gymnasium ids (``Push``)."""
+    max_steps: ClassVar[int]
+    """Time limit in control steps."""
+
+    def __init__(self, robot: RobotConstants, workspace: Workspace) -> None:
+        self.robot = robot
+        self.ws = workspace
+
+    @property
+    def cubes(self) -> tuple[str, ...]:
+        """Names of the observed free objects, in ``object_poses`` order."""
+        return tuple(o.name for o in self.objects() if o.kind == "cube")
+
+    @abstractmethod
+    def objects(self) -> list[ObjectSpec]:
+        """Everything the task adds to the scene."""
+
+    @abstractmethod
+    def reset(self, scene: Scene, rng: np.random.Generator) -> None:
+        """Place objects and choose the goal. The robot is already at home."""
+
+    @abstractmethod
+    def goal(self) -> np.ndarray:
+        """(goal_dim,) the episode's goal vector."""
+
+    @abstractmethod
+    def success(self, scene: Scene) -> bool:
+        """Whether the task is solved in the current state."""
+
+    @abstractmethod
+    def progress(self, scene: Scene) -> float:
+        """A dense measure of how far along the task is, in [0, 1]."""
+
+    def instruction(self) -> str | None:
+        """The episode's natural-language instruction, if the task has one."""
+        return None
+
+    # ---- helpers shared by the tasks ---------------------------------------------------
+    def resting_on(self, scene: Scene, cube: str, target_xy: np.ndarray) -> bool:
+        """Cube centred within the pad, lying on the table, and let go of by the robot."""
+        pos = scene.object_pose(cube)[:3]
+        on_pad = np.linalg.norm(pos[:2] - target_xy) < self.ws.pad_half
+        on_table = pos[2] < self.ws.cube_half * 1.3
+        return bool(on_pad and on_table and not scene.in_contact(cube, scene.robot_bodies))
+
+    def carry_progress(self, scene: Scene, cube: str, target_xy: np.ndarray,
+                       start_dist: float) -> float:
+        """Staged progress for pick-and-place: reach 0.2, lift 0.2, carry 0.5, place 0.1."""
+        pos = scene.object_pose(cube)[:3]
+        reach = np.clip(1 - np.linalg.norm(scene.ee_pos() - pos) / 0.2, 0, 1)
+        lifted = pos[2] > self.ws.cube_half + 0.01
+        carry = np.clip(1 - np.linalg.norm(pos[:2] - target_xy) / max(start_dist, 1e-6), 0, 1)
+        if self.resting_on(scene, cube, target_xy):
+            return 1.0
+        if carry > 0.05 or lifted:
+            return float(0.4 + 0.5 * carry)
+        return float(0.2 * reach)
