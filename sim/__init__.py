@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; set MUJOCO_GL to override
 
-from sim.registry import ENV_IDS, TASKS, env_id, register_envs  # noqa: E402
+from sim.registry import ENV_IDS, TASKS, env_id, register_envs
 
 register_envs()
 

@@ -10,7 +10,7 @@ with ``out_of_range="error"``, raise.
 from __future__ import annotations
 
 import string
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import mujoco
@@ -29,7 +29,7 @@ INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'?!-"
 class ReverieEnv(gym.Env):
     """A Reverie task. See the module docstring for the action convention."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, task: str = "reach", robot: str = "panda", *,
                  render_mode: str | None = None, control_dt: float = 0.1, sim_dt: float = 0.002,
@@ -49,12 +49,12 @@ class ReverieEnv(gym.Env):
             raise ValueError(f"out_of_range must be 'clip' or 'error', got {out_of_range!r}")
         self.robot = get_robot(robot)
         self.task = get_task(task)(self.robot, WORKSPACES[robot], **(task_kwargs or {}))
-        self.control_dt, self.sim_dt, self.n_substeps = control_dt, sim_dt, int(round(substeps))
+        self.control_dt, self.sim_dt, self.n_substeps = control_dt, sim_dt, round(substeps)
         self.max_episode_steps = max_episode_steps or self.task.max_steps
         self.out_of_range = out_of_range
         self.render_mode, self.camera, self.camera_obs = render_mode, camera, camera_obs
         self.width, self.height = width, height
-        self.metadata = {**self.metadata, "render_fps": int(round(1 / control_dt))}
+        self.metadata = {**self.metadata, "render_fps": round(1 / control_dt)}
 
         self.scene = Scene(build_model(self.robot, WORKSPACES[robot], self.task.objects(), sim_dt),
                            self.robot)

@@ -95,10 +95,8 @@ class Expert(ABC):
         step = wp.speed * self.dt
         self._cmd = wp.pos.copy() if dist <= step else self._cmd + delta * (step / dist)
         # Yaw targets live in one fixed range, so the wrist never winds up across steps.
-        if self.robot.symmetric_gripper:
-            yaw = wrap_half_turn(wp.yaw)
-        else:
-            yaw = float(np.angle(np.exp(1j * wp.yaw)))
+        yaw = (wrap_half_turn(wp.yaw) if self.robot.symmetric_gripper
+               else float(np.angle(np.exp(1j * wp.yaw))))
         self._yaw += float(np.clip(yaw - self._yaw, -MAX_YAW_RATE * self.dt, MAX_YAW_RATE * self.dt))
         target = self._cmd + (self._disturbance[3] if kind == "offset" else 0.0)
         self._q = self.ik.solve(self._q, target, down_rotation(self._yaw))
@@ -121,10 +119,10 @@ class Expert(ABC):
         kind, start, end, _ = self._disturbance
         return kind if start <= self._t < end else None
 
-    def start(self, obs: dict[str, Any]) -> None:
+    def start(self, obs: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Choose the episode's mode (where several valid strategies exist)."""
 
-    def on_phase_end(self, obs: dict[str, Any]) -> None:
+    def on_phase_end(self, obs: dict[str, Any]) -> None:  # noqa: B027 (optional hook)
         """Called after ``self.phase`` advanced; may jump to another phase (retry)."""
 
     @abstractmethod

@@ -10,7 +10,7 @@ import numpy as np
 
 from sim import keys
 from sim.experts.base import Expert, Waypoint, wrap_half_turn
-from sim.language import PAD_COLOURS, CUBE_COLOURS, parse_instruction
+from sim.language import CUBE_COLOURS, PAD_COLOURS, parse_instruction
 
 ABOVE, DESCEND, CLOSE, LIFT, CARRY, LOWER, OPEN, RETREAT = range(8)
 

@@ -26,7 +26,7 @@ class Sort(Task):
 
     def objects(self) -> list[ObjectSpec]:
         cubes = [ObjectSpec(f"{c}_cube", "cube", _RGBA[c]) for c in CUBE_COLOURS]
-        pads = [ObjectSpec(f"{p}_pad", "pad", _RGBA[p][:3] + (0.7,)) for p in PAD_COLOURS]
+        pads = [ObjectSpec(f"{p}_pad", "pad", (*_RGBA[p][:3], 0.7)) for p in PAD_COLOURS]
         return cubes + pads
 
     def reset(self, scene: Scene, rng: np.random.Generator) -> None:
