@@ -1,0 +1,59 @@
+"""Training windows: ``n_obs_steps`` observations and ``horizon`` actions around a frame.
+
+For a sample at frame t of an episode (To = n_obs_steps, H = horizon):
+
+```
+frame:        t-To+1 ... t      t+1 ...          t-To+H
+observations  |--- To ---|
+actions       |----------------- H ----------------|
+```
+
+Indices that fall before the episode's first frame or after its last repeat that frame
+and are flagged in ``<key>_is_pad`` (as LeRobot and Diffusion Policy do).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.data.format import ACTION, DatasetError
+from sim.data.reader import DemoDataset
+
+
+class TrainingWindows:
+    """Indexable windows over a ``DemoDataset``; every frame of every episode is one sample."""
+
+    def __init__(self, dataset: DemoDataset, n_obs_steps: int = 2, horizon: int = 16,
+                 obs_keys: tuple[str, ...] | None = None, action_key: str = ACTION) -> None:
+        if n_obs_steps < 1 or horizon < n_obs_steps:
+            raise ValueError(f"need 1 <= n_obs_steps <= horizon, got {n_obs_steps}, {horizon}")
+        self.ds, self.n_obs, self.horizon, self.action_key = dataset, n_obs_steps, horizon, action_key
+        if action_key not in dataset.data:
+            raise DatasetError(f"dataset has no {action_key!r} feature")
+        self.obs_keys = obs_keys or tuple(k for k in dataset.data if k.startswith("observation."))
+        absent = [k for k in self.obs_keys if k not in dataset.data]
+        if absent:
+            raise DatasetError(f"dataset lacks observation features {absent}; it has "
+                               f"{[k for k in dataset.data if k.startswith('observation.')]}")
+        bounds = dataset.episode_bounds
+        self._ep_of = np.repeat(np.arange(len(bounds)), bounds[:, 1] - bounds[:, 0])
+        self._bounds = bounds
+
+    def __len__(self) -> int:
+        return self.ds.num_frames
+
+    def _indices(self, t: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self._bounds[self._ep_of[t]]
+        raw = t + offsets
+        return np.clip(raw, lo, hi - 1), (raw < lo) | (raw >= hi)
+
+    def __getitem__(self, t: int) -> dict[str, np.ndarray]:
+        if not 0 <= t < len(self):
+            raise IndexError(f"window {t} out of range for {len(self)} frames")
+        obs_idx, obs_pad = self._indices(t, np.arange(-self.n_obs + 1, 1))
+        act_idx, act_pad = self._indices(t, np.arange(-self.n_obs + 1, -self.n_obs + 1 + self.horizon))
+        item = {k: self.ds.data[k][obs_idx] for k in self.obs_keys}
+        item["observation_is_pad"] = obs_pad
+        item[self.action_key] = self.ds.data[self.action_key][act_idx]
+        item[f"{self.action_key}_is_pad"] = act_pad
+        return item
