@@ -17,8 +17,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sim.data.format import (
-    CHUNKS_SIZE, CODEBASE_VERSION, DATA_FILE_MB, DATA_PATH, DEFAULT_FEATURES, EPISODES_PATH,
-    INFO_PATH, STATS_PATH, TASKS_PATH, DatasetError, feature_stats,
+    CHUNKS_SIZE,
+    CODEBASE_VERSION,
+    DATA_FILE_MB,
+    DATA_PATH,
+    DEFAULT_FEATURES,
+    EPISODES_PATH,
+    INFO_PATH,
+    STATS_PATH,
+    TASKS_PATH,
+    DatasetError,
+    feature_stats,
 )
 
 _ARROW = {"float32": pa.float32(), "int64": pa.int64(), "bool": pa.bool_()}
