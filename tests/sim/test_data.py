@@ -143,3 +143,14 @@ def test_data_files_roll_over(tmp_path):
     assert len(files) > 1
     ds = DemoDataset(tmp_path / "r")
     assert ds.num_episodes == 5 and ds.num_frames == 250
+
+
+def test_reads_lerobot_files_rewritten_by_pandas(dataset_dir, tmp_path):
+    """LeRobot's converter and aggregator write vectors as plain list<float> through pandas."""
+    d = _copy(dataset_dir, tmp_path / "lr")
+    f = d / "data/chunk-000/file-000.parquet"
+    df = pq.read_table(f).to_pandas()
+    df[ACTION] = df[ACTION].map(list)
+    df.to_parquet(f)
+    assert pa.types.is_list(pq.read_table(f).schema.field(ACTION).type)
+    np.testing.assert_array_equal(DemoDataset(d).data[ACTION], DemoDataset(dataset_dir).data[ACTION])
