@@ -3,6 +3,7 @@
 
 Joint zero is the "new calibration" zero used by LeRobot. Servo limits are those of the
 Feetech STS3215 (stall torque 2.94 N·m at 12 V; no-load speed about 0.222 s/60° at 7.4 V).
+The servo publishes no acceleration limit: 20 rad/s² is a conservative software limit of ours.
 """
 
 from __future__ import annotations

@@ -106,3 +106,11 @@ def test_rgb_rendering_headless():
     assert img.shape == (48, 64, 3) and img.dtype == np.uint8 and img.std() > 1
     assert obs[keys.IMAGE].shape == (48, 64, 3)
     env.close()
+
+
+def test_simulator_instability_is_reported_not_silently_reset():
+    env = ReverieEnv("push", "panda")
+    env.reset(seed=0)
+    env.scene.data.qvel[0] = np.nan  # a blow-up, as a broken scene would produce
+    with pytest.raises(RuntimeError, match="simulation diverged"):
+        env.step(env.robot.home_action)
