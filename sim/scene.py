@@ -175,12 +175,3 @@ class Scene:
             if (b1 == a and b2 in bodies_b) or (b2 == a and b1 in bodies_b):
                 return True
         return False
-
-    def robot_touches_table(self) -> bool:
-        table = self.model.geom("table").id
-        for c in self.data.contact[: self.data.ncon]:
-            g1, g2 = c.geom1, c.geom2
-            other = g2 if g1 == table else g1 if g2 == table else -1
-            if other >= 0 and self.model.geom_bodyid[other] in self.robot_bodies:
-                return True
-        return False

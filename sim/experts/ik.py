@@ -51,10 +51,3 @@ class ArmIK:
             if np.linalg.norm(self.frame.compute_error(self.config)[:3]) < tol:
                 break
         return self.config.q[self.arm_qpos].copy()
-
-    def ee_position(self, q_arm: np.ndarray) -> np.ndarray:
-        """(3,) forward kinematics of the tool-centre point."""
-        q = self.config.q.copy()
-        q[self.arm_qpos] = q_arm
-        self.config.update(q)
-        return self.config.get_transform_frame_to_world(self.robot.ee_site, "site").translation()
