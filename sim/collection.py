@@ -66,47 +66,42 @@ def rollouts(task: str, robot: str, episodes: int, seed: int = 0, num_envs: int 
                         **(env_kwargs or {}))
     control_dt = envs.get_attr("control_dt")[0]
     experts = [EXPERTS[task](rb, ws, control_dt, noise=noise, perturb=perturb) for _ in range(num_envs)]
-    slot_ep: list[int | None] = [None] * num_envs
-    current: list[Episode | None] = [None] * num_envs
+    current: list[Episode | None] = [None] * num_envs  # the episode each slot is running
+    frame_keys = (*_FRAME_KEYS, ACTION, REWARD, DONE, SUCCESS)
     next_ep = 0
     try:
-        obs = None
+        obs: dict[str, Any] = {}
         while True:
-            # Start new episodes in idle slots.
-            starts = []
+            # Start the next episodes in idle slots, each with its own seed.
+            mask = np.zeros(num_envs, dtype=bool)
+            seeds: list[int | None] = [None] * num_envs
             for k in range(num_envs):
-                if slot_ep[k] is None and next_ep < episodes:
-                    slot_ep[k] = next_ep
-                    starts.append(k)
+                if current[k] is None and next_ep < episodes:
+                    current[k] = Episode(next_ep, seed + next_ep, False,
+                                         {n: [] for n in frame_keys})
+                    mask[k], seeds[k] = True, seed + next_ep
                     next_ep += 1
-            if starts:
-                mask = np.zeros(num_envs, dtype=bool)
-                mask[starts] = True
-                seeds = [seed + slot_ep[k] if mask[k] else None for k in range(num_envs)]
+            if mask.any():
                 new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": mask})
-                obs = new_obs if obs is None else _merge(obs, new_obs, mask)
-                for k in starts:
-                    o = _split(obs, k)
-                    experts[k].reset(o, np.random.default_rng([seed, slot_ep[k]]))
-                    current[k] = Episode(slot_ep[k], seed + slot_ep[k], False,
-                                         {n: [] for n in (*_FRAME_KEYS, ACTION, REWARD, DONE, SUCCESS)},
-                                         o.get(keys.INSTRUCTION))
-            if all(s is None for s in slot_ep):
+                obs = _merge(obs, new_obs, mask) if obs else new_obs
+                for k in np.flatnonzero(mask):
+                    o, ep = _split(obs, k), current[k]
+                    ep.instruction = o.get(keys.INSTRUCTION)
+                    experts[k].reset(o, np.random.default_rng([seed, ep.index]))
+            if all(ep is None for ep in current):
                 return
-            actions = np.stack([experts[k].act(_split(obs, k)) if slot_ep[k] is not None
-                                else _hold(obs, k)
-                                for k in range(num_envs)]).astype(np.float32)
+            actions = np.stack([experts[k].act(_split(obs, k)) if current[k] is not None
+                                else _hold(obs, k) for k in range(num_envs)]).astype(np.float32)
             next_obs, reward, term, trunc, info = envs.step(actions)
-            for k in range(num_envs):
-                ep = current[k]
-                if slot_ep[k] is None or ep is None:
+            for k, ep in enumerate(current):
+                if ep is None:
                     continue
-                _record(ep, _split(obs, k), actions[k], reward[k], term[k] or trunc[k],
-                        bool(info["success"][k]))
-                if term[k] or trunc[k]:
+                done = bool(term[k] or trunc[k])
+                _record(ep, _split(obs, k), actions[k], reward[k], done, bool(info["success"][k]))
+                if done:
                     ep.success = bool(info["success"][k])
+                    current[k] = None
                     yield ep
-                    slot_ep[k], current[k] = None, None
             obs = next_obs
     finally:
         envs.close()
