@@ -11,7 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sim.data.format import INFO_PATH, STATS_PATH, TASKS_PATH, DatasetError
+from robots.registry import get_robot
+from sim.data.format import ACTION, INFO_PATH, STATS_PATH, TASKS_PATH, DatasetError
 
 _REQUIRED_INFO = ("codebase_version", "fps", "features", "total_episodes", "total_frames")
 
@@ -22,7 +23,7 @@ class DemoDataset:
     Raises ``DatasetError`` naming the problem for anything missing, corrupt or inconsistent.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, robot: str | None = None) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"no dataset at {self.root}: the directory does not exist "
@@ -35,6 +36,8 @@ class DemoDataset:
         self.episodes = self._load_episodes()
         self.data = self._load_data()
         self._check_consistency()
+        if robot is not None:
+            self.check_robot(robot)
 
     # ---- loading -----------------------------------------------------------------------
     def _load_json(self, rel: str) -> dict[str, Any]:
@@ -129,6 +132,18 @@ class DemoDataset:
         for name, v in self.data.items():
             if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v)):
                 raise DatasetError(f"feature {name!r} contains NaN or inf")
+
+    def check_robot(self, robot: str) -> None:
+        """Raise unless the dataset was recorded on ``robot`` with its joint layout."""
+        rb = get_robot(robot)
+        found = self.info.get("robot_type")
+        if found != rb.name:
+            raise DatasetError(f"{self.root} was recorded on robot {found!r}, not {robot!r}; "
+                               f"pass robot={found} or collect data for {robot}")
+        shape = self.features.get(ACTION, {}).get("shape")
+        if shape != [rb.action_dim]:
+            raise DatasetError(f"{self.root}: action shape {shape} does not match {robot}'s "
+                               f"{rb.action_dim} joints + gripper")
 
     # ---- access ------------------------------------------------------------------------
     @property

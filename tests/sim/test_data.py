@@ -154,3 +154,9 @@ def test_reads_lerobot_files_rewritten_by_pandas(dataset_dir, tmp_path):
     df.to_parquet(f)
     assert pa.types.is_list(pq.read_table(f).schema.field(ACTION).type)
     np.testing.assert_array_equal(DemoDataset(d).data[ACTION], DemoDataset(dataset_dir).data[ACTION])
+
+
+def test_dataset_for_another_robot_is_named(dataset_dir):
+    DemoDataset(dataset_dir, robot="so101")
+    with pytest.raises(DatasetError, match="recorded on robot 'so101', not 'panda'"):
+        DemoDataset(dataset_dir, robot="panda")
