@@ -27,17 +27,15 @@ def _check_rollouts(episodes: int, num_envs: int, noise: float, perturb: float) 
 
 
 @dataclass
-class CollectConfig:
-    """`reverie collect`: expert demonstrations to a LeRobot v3 dataset."""
+class RolloutConfig:
+    """What every expert-rollout command shares."""
 
     task: str = "push"
     """Task: reach, push, pick_place or sort."""
     robot: str = "panda"
     """Robot: panda or so101."""
-    episodes: int = 200
+    episodes: int = 100
     """Number of episodes (episode i is reset with seed + i)."""
-    out: str = "data/push"
-    """Dataset directory to create."""
     seed: int = 0
     """First reset seed."""
     num_envs: int = 2
@@ -46,8 +44,6 @@ class CollectConfig:
     """Std of Gaussian noise on the experts' joint targets, rad."""
     perturb: float = 0.0
     """Per-episode probability of one disturbance (yields imperfect and failed rollouts)."""
-    overwrite: bool = False
-    """Replace ``out`` if it already holds something."""
 
     def __post_init__(self) -> None:
         _check_task_robot(self.task, self.robot)
@@ -55,29 +51,23 @@ class CollectConfig:
 
 
 @dataclass
-class BenchExpertConfig:
+class CollectConfig(RolloutConfig):
+    """`reverie collect`: expert demonstrations to a LeRobot v3 dataset."""
+
+    episodes: int = 200
+    """Number of episodes (episode i is reset with seed + i)."""
+    out: str = "data/push"
+    """Dataset directory to create."""
+    overwrite: bool = False
+    """Replace ``out`` if it already holds something."""
+
+
+@dataclass
+class BenchExpertConfig(RolloutConfig):
     """`reverie bench expert`: success rate of a scripted expert."""
 
-    task: str = "push"
-    """Task: reach, push, pick_place or sort."""
-    robot: str = "panda"
-    """Robot: panda or so101."""
-    episodes: int = 100
-    """Number of seeded episodes."""
-    seed: int = 0
-    """First reset seed."""
-    num_envs: int = 2
-    """Parallel environments (processes)."""
-    noise: float = 0.0
-    """Std of Gaussian noise on the experts' joint targets, rad."""
-    perturb: float = 0.0
-    """Per-episode probability of one disturbance."""
     out: str | None = None
     """Also write the JSON result to this file."""
-
-    def __post_init__(self) -> None:
-        _check_task_robot(self.task, self.robot)
-        _check_rollouts(self.episodes, self.num_envs, self.noise, self.perturb)
 
 
 @dataclass
