@@ -27,13 +27,22 @@ def _check_rollouts(episodes: int, num_envs: int, noise: float, perturb: float) 
 
 
 @dataclass
-class RolloutConfig:
-    """What every expert-rollout command shares."""
+class TaskRobotConfig:
+    """A task on a robot: what every single-environment command names."""
 
     task: str = "push"
     """Task: reach, push, pick_place or sort."""
     robot: str = "panda"
     """Robot: panda or so101."""
+
+    def __post_init__(self) -> None:
+        _check_task_robot(self.task, self.robot)
+
+
+@dataclass
+class RolloutConfig(TaskRobotConfig):
+    """What every expert-rollout command shares."""
+
     episodes: int = 100
     """Number of episodes (episode i is reset with seed + i)."""
     seed: int = 0
@@ -46,7 +55,7 @@ class RolloutConfig:
     """Per-episode probability of one disturbance (yields imperfect and failed rollouts)."""
 
     def __post_init__(self) -> None:
-        _check_task_robot(self.task, self.robot)
+        super().__post_init__()
         _check_rollouts(self.episodes, self.num_envs, self.noise, self.perturb)
 
 
@@ -71,13 +80,9 @@ class BenchExpertConfig(RolloutConfig):
 
 
 @dataclass
-class BenchThroughputConfig:
+class BenchThroughputConfig(TaskRobotConfig):
     """`reverie bench throughput`: env step cost against raw mj_step, and collection rate."""
 
-    task: str = "push"
-    """Task: reach, push, pick_place or sort."""
-    robot: str = "panda"
-    """Robot: panda or so101."""
     steps: int = 1000
     """Control steps timed per repeat."""
     repeats: int = 5
@@ -90,7 +95,7 @@ class BenchThroughputConfig:
     """Also write the JSON result to this file."""
 
     def __post_init__(self) -> None:
-        _check_task_robot(self.task, self.robot)
+        super().__post_init__()
         if self.steps < 1 or self.repeats < 1 or self.collect_episodes < 0 or self.num_envs < 1:
             raise ValueError("steps, repeats and num_envs must be >= 1 and collect_episodes >= 0")
 
