@@ -4,6 +4,10 @@
     reverie collect task=push robot=panda episodes=200 out=data/push
     reverie bench expert task=pick_place robot=so101 episodes=100
     reverie bench throughput task=push robot=panda
+    reverie train data=data/push out=runs/push [policy.preset=small steps=20000 minutes=30 ...]
+    reverie eval checkpoint=runs/push episodes=100 out=eval.json [steps=4 video=ep.gif]
+    reverie bench latency checkpoint=runs/push k=16 steps=10
+    torchrun --nproc_per_node=N -m policy.cli train ...      multi-GPU / multi-node training
 """
 
 from __future__ import annotations
@@ -55,6 +59,28 @@ def cmd_collect(overrides: list[str]) -> None:
                  "frames_per_s": r.frames_per_second})
 
 
+def cmd_train(overrides: list[str]) -> None:
+    from policy.training.loop import train
+
+    c = load_config("train", overrides)
+    r = train(c)
+    if r["checkpoint"] is not None:  # rank 0 only under torchrun
+        _print_json(r)
+
+
+def cmd_eval(overrides: list[str]) -> None:
+    from policy.checkpoint import load_policy
+    from policy.evaluation import evaluate
+
+    c = load_config("eval", overrides)
+    policy = load_policy(c.checkpoint, device=c.device)
+    if c.scheduler:
+        policy.cfg.scheduler = c.scheduler
+    r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video)
+    r["checkpoint"] = c.checkpoint
+    _print_json(r, c.out)
+
+
 def cmd_bench(overrides: list[str]) -> None:
     from sim.bench import bench_expert, bench_throughput
 
@@ -64,8 +90,18 @@ def cmd_bench(overrides: list[str]) -> None:
     c = load_config(f"bench/{kind}", rest)
     if kind == "expert":
         r = bench_expert(c.task, c.robot, c.episodes, c.seed, c.num_envs, c.noise, c.perturb)
-    else:
+    elif kind == "throughput":
         r = bench_throughput(c.task, c.robot, c.steps, c.repeats, c.collect_episodes, c.num_envs)
+    else:
+        import torch
+
+        from policy.benchmarks import bench_latency, load_for_bench
+
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        policy = load_for_bench(c.checkpoint, c.task, c.robot, c.preset, c.device)
+        r = bench_latency(policy, c.k, c.steps, c.repeats, c.scheduler, c.compile)
+        r["checkpoint"] = c.checkpoint
     _print_json(r, c.out)
 
 
@@ -89,9 +125,9 @@ def cmd_run(overrides: list[str]) -> None:
     print(f"datasets and summary.json are in {c.out}/")
 
 
-BENCHES = ("expert", "throughput")
+BENCHES = ("expert", "throughput", "latency")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
-    "run": cmd_run, "collect": cmd_collect, "bench": cmd_bench,
+    "run": cmd_run, "collect": cmd_collect, "train": cmd_train, "eval": cmd_eval, "bench": cmd_bench,
 }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from policy.diffusion.config import DiffusionConfig
 from robots.registry import get_robot
 from sim.registry import get_task
 
@@ -128,7 +130,142 @@ class RunConfig:
         _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
 
 
+@dataclass
+class TrainConfig:
+    """`reverie train`: fit a diffusion policy to a demonstration dataset."""
+
+    data: str = "data/push"
+    """Dataset directory (from `reverie collect`)."""
+    out: str = "runs/push"
+    """Run directory: checkpoints/, metrics.jsonl, train_config.json."""
+    task: str | None = None
+    """Task the data was recorded on; read from the dataset when omitted."""
+    policy: DiffusionConfig = field(default_factory=DiffusionConfig)
+    """The policy (horizons, size preset, schedulers)."""
+    steps: int = 20000
+    """Optimiser steps (the cosine schedule spans them)."""
+    minutes: float | None = None
+    """Stop after this much training wall-clock time (evaluation excluded), if sooner."""
+    batch_size: int = 256
+    """Windows per step and process."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate."""
+    weight_decay: float = 1e-6
+    """AdamW weight decay."""
+    warmup_steps: int = 500
+    """Linear warm-up before the cosine decay."""
+    ema_power: float = 0.75
+    """EMA warm-up power."""
+    ema_max_decay: float = 0.9999
+    """EMA decay ceiling."""
+    log_every: int = 100
+    """Steps between metrics.jsonl lines."""
+    eval_every: int = 0
+    """Steps between evaluation rollouts of the EMA policy (0: only at the end)."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (0 disables evaluation)."""
+    save_every: int = 2000
+    """Steps between checkpoints (one is always written at the end)."""
+    seed: int = 0
+    """Seed of initial weights, batches and noise."""
+    resume: bool = True
+    """Continue from the newest checkpoint in ``out`` if there is one."""
+    overwrite: bool = False
+    """Delete an existing ``out`` instead of resuming."""
+    device: str = "auto"
+    """auto (cuda when available), cpu or cuda."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        if self.task is not None:
+            get_task(self.task)
+        for name in ("steps", "batch_size", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_every < 0 or self.eval_episodes < 0 or self.warmup_steps < 0:
+            raise ValueError("eval_every, eval_episodes and warmup_steps must be >= 0")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if isinstance(self.policy, dict):  # built directly rather than through Hydra
+            self.policy = DiffusionConfig(**self.policy)
+
+
+@dataclass
+class EvalConfig:
+    """`reverie eval`: closed-loop success of a trained policy."""
+
+    checkpoint: str = "runs/push"
+    """Run directory or checkpoint step directory."""
+    episodes: int = 100
+    """Seeded episodes (episode i uses seed + i)."""
+    seed: int = 1_000_000
+    """First reset seed (far from the training collection's seeds)."""
+    steps: int | None = None
+    """Denoising steps (the quality/speed slider); the checkpoint's setting when omitted."""
+    scheduler: str | None = None
+    """Override the inference scheduler: ddim, dpmsolver++ or ddpm."""
+    batch: int = 50
+    """Episodes run in lockstep, batched through the policy."""
+    video: str | None = None
+    """Record the first episode to this .gif (or .mp4 with PyAV)."""
+    out: str | None = None
+    """Also write the JSON result to this file."""
+    device: str = "cpu"
+    """cpu or cuda."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.batch < 1:
+            raise ValueError("episodes and batch must be >= 1")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps}")
+
+
+@dataclass
+class BenchLatencyConfig:
+    """`reverie bench latency`: milliseconds from observation to action chunk."""
+
+    checkpoint: str | None = None
+    """Trained run to time; when omitted an untrained policy of ``preset`` for task/robot is timed."""
+    preset: str = "tiny"
+    """Size preset when no checkpoint is given."""
+    task: str = "pick_place"
+    """Task whose observation shapes an untrained policy takes."""
+    robot: str = "panda"
+    """Robot whose action shape an untrained policy takes."""
+    k: Any = field(default_factory=lambda: [1, 16])
+    """Candidate counts K: one number or a list."""
+    steps: Any = field(default_factory=lambda: [1, 4, 10, 100])
+    """Denoising step counts: one number or a list."""
+    scheduler: str = "ddim"
+    """Inference scheduler."""
+    repeats: int = 50
+    """Timed calls per (K, steps) after warm-up."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    compile: bool = False
+    """torch.compile the denoiser first."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    out: str | None = None
+    """Also write the JSON result to this file."""
+
+    def __post_init__(self) -> None:
+        _check_task_robot(self.task, self.robot)
+        self.k = [int(v) for v in (self.k if isinstance(self.k, list | tuple) else [self.k])]
+        self.steps = [int(v) for v in (self.steps if isinstance(self.steps, list | tuple) else [self.steps])]
+        if not self.k or not self.steps or min(self.k) < 1 or min(self.steps) < 1 or self.repeats < 1:
+            raise ValueError("k, steps and repeats must be >= 1")
+
+
 COMMAND_CONFIGS: dict[str, type] = {
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "bench_latency": BenchLatencyConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
     "bench_throughput": BenchThroughputConfig,

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from robots.registry import get_robot
 from sim import keys
-from sim.data.format import ACTION, DONE, OBS_FEATURES, REWARD, STATE, SUCCESS
+from sim.data.format import ACTION, DONE, OBS_FEATURES, REWARD, STATE, SUCCESS, frame_from_obs
 from sim.data.writer import DemoWriter
 from sim.experts import EXPERTS
 from sim.registry import env_id, get_task
@@ -134,10 +134,8 @@ _FRAME_KEYS = (STATE, *OBS_FEATURES.values())
 def _record(ep: Episode, obs: dict[str, Any], action: np.ndarray, reward: float, done: bool,
             success: bool) -> None:
     f = ep.frames
-    f[STATE].append(np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]))
-    for key, feature in OBS_FEATURES.items():
-        if key in obs:
-            f[feature].append(np.asarray(obs[key]).reshape(-1))
+    for feature, value in frame_from_obs(obs).items():
+        f[feature].append(value)
     f[ACTION].append(action)
     f[REWARD].append([reward])
     f[DONE].append([done])
@@ -188,7 +186,8 @@ def collect(task: str, robot: str, episodes: int, out: str | Path, seed: int = 0
     bar = tqdm(total=episodes, desc=f"collect {task}/{robot}", unit="ep", disable=not progress)
     for ep in rollouts(task, robot, episodes, seed, num_envs, noise, perturb):
         if writer is None:
-            writer = DemoWriter(out, fps, robot, dataset_features(task, robot, ep), overwrite)
+            writer = DemoWriter(out, fps, robot, dataset_features(task, robot, ep), overwrite,
+                                env_task=task)
         pending[ep.index] = ep
         while next_write in pending:  # write in episode order, whatever finished first
             e = pending.pop(next_write)

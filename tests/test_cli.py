@@ -13,7 +13,7 @@ from sim.data import DemoDataset
 
 @pytest.mark.parametrize("name", sorted(COMMAND_CONFIGS))
 def test_every_command_config_composes(name):
-    path = {"bench_expert": "bench/expert", "bench_throughput": "bench/throughput"}.get(name, name)
+    path = name.replace("bench_", "bench/")
     cfg = load_config(path, [])
     assert isinstance(cfg, COMMAND_CONFIGS[name])
 

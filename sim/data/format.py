@@ -25,6 +25,8 @@ CHUNKS_SIZE = 1000
 DATA_FILE_MB = 100
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 
+ENV_TASK = "reverie_task"
+"""info.json key naming the Reverie task the episodes were recorded on (an extension to v3.0)."""
 STATE = "observation.state"
 ACTION = "action"
 REWARD, DONE, SUCCESS = "next.reward", "next.done", "next.success"
@@ -42,6 +44,15 @@ OBS_FEATURES = {
     keys.GOAL: "observation.goal",
 }
 """Observation key -> dataset feature; ``observation.state`` is joint_pos then gripper."""
+
+
+def frame_from_obs(obs: dict[str, Any]) -> dict[str, np.ndarray]:
+    """One environment observation -> its dataset features, each a flat float32 vector."""
+    out = {STATE: np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]).astype(np.float32)}
+    for key, feature in OBS_FEATURES.items():
+        if key in obs:
+            out[feature] = np.asarray(obs[key], dtype=np.float32).reshape(-1)
+    return out
 
 
 class DatasetError(ValueError):

@@ -42,16 +42,34 @@ class TrainingWindows:
     def __len__(self) -> int:
         return self.ds.num_frames
 
-    def _indices(self, t: int, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self._bounds[self._ep_of[t]]
-        raw = t + offsets
+    def _indices(self, t: int | np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame indices (clamped to the episode) and pad flags: (*t.shape, len(offsets)) each."""
+        t = np.asarray(t)
+        lo, hi = (b[..., None] for b in self._bounds[self._ep_of[t]].T)
+        raw = t[..., None] + offsets
         return np.clip(raw, lo, hi - 1), (raw < lo) | (raw >= hi)
+
+    @property
+    def obs_offsets(self) -> np.ndarray:
+        return np.arange(-self.n_obs + 1, 1)
+
+    @property
+    def action_offsets(self) -> np.ndarray:
+        return np.arange(-self.n_obs + 1, -self.n_obs + 1 + self.horizon)
+
+    def index_arrays(self) -> dict[str, np.ndarray]:
+        """Every window at once: obs/action frame indices (N, To) and (N, H) with pad flags."""
+        t = np.arange(len(self))
+        obs_idx, obs_pad = self._indices(t, self.obs_offsets)
+        act_idx, act_pad = self._indices(t, self.action_offsets)
+        return {"obs_index": obs_idx, "obs_is_pad": obs_pad,
+                "action_index": act_idx, "action_is_pad": act_pad}
 
     def __getitem__(self, t: int) -> dict[str, np.ndarray]:
         if not 0 <= t < len(self):
             raise IndexError(f"window {t} out of range for {len(self)} frames")
-        obs_idx, obs_pad = self._indices(t, np.arange(-self.n_obs + 1, 1))
-        act_idx, act_pad = self._indices(t, np.arange(-self.n_obs + 1, -self.n_obs + 1 + self.horizon))
+        obs_idx, obs_pad = self._indices(t, self.obs_offsets)
+        act_idx, act_pad = self._indices(t, self.action_offsets)
         item = {k: self.ds.data[k][obs_idx] for k in self.obs_keys}
         item["observation_is_pad"] = obs_pad
         item[self.action_key] = self.ds.data[self.action_key][act_idx]

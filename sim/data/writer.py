@@ -22,6 +22,7 @@ from sim.data.format import (
     DATA_FILE_MB,
     DATA_PATH,
     DEFAULT_FEATURES,
+    ENV_TASK,
     EPISODES_PATH,
     INFO_PATH,
     STATS_PATH,
@@ -38,8 +39,9 @@ class DemoWriter:
 
     def __init__(self, root: str | Path, fps: int, robot_type: str,
                  features: dict[str, dict[str, Any]], overwrite: bool = False,
-                 data_file_mb: float = DATA_FILE_MB) -> None:
+                 data_file_mb: float = DATA_FILE_MB, env_task: str | None = None) -> None:
         self.root = Path(root)
+        self.env_task = env_task
         if self.root.exists() and any(self.root.iterdir()) and not overwrite:
             raise DatasetError(f"{self.root} already exists and is not empty; choose another "
                                "out= or pass overwrite=true to replace it")
@@ -150,6 +152,7 @@ class DemoWriter:
         (self.tmp / STATS_PATH).write_text(json.dumps(stats, indent=4))
         info = {
             "codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type,
+            **({ENV_TASK: self.env_task} if self.env_task else {}),
             "total_episodes": len(self.episodes), "total_frames": self.n_frames,
             "total_tasks": len(self.tasks), "chunks_size": CHUNKS_SIZE,
             "data_files_size_in_mb": self.data_file_mb, "video_files_size_in_mb": 200,

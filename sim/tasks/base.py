@@ -27,6 +27,8 @@ class Task(ABC):
     """Name in gymnasium ids (``Push``)."""
     max_steps: ClassVar[int]
     """Time limit in control steps."""
+    instructed: ClassVar[bool] = False
+    """Whether episodes come with a natural-language instruction (``instruction()``)."""
 
     def __init__(self, robot: RobotConstants, workspace: Workspace) -> None:
         self.robot = robot

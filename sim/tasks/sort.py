@@ -19,6 +19,7 @@ class Sort(Task):
     name = "sort"
     title = "Sort"
     max_steps = 200
+    instructed = True
 
     def __init__(self, robot, workspace: Workspace, phrasing: Phrasing = "familiar") -> None:
         super().__init__(robot, workspace)

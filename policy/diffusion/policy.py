@@ -1,0 +1,165 @@
+"""DiffusionPolicy: observation encoding, the denoising loss, and acting with an action queue.
+
+Acting (To = 2, Ta = 8, H = 16); ``select_action`` is called once per control step:
+
+```
+call:      0   1   2  ...  7   8   9 ...
+history    o0  o1  o2 ...  o7  o8  o9       last To observations (the first is repeated To times)
+sampling   *                   *             a new trajectory when the queue is empty
+sent       a0  a1  a2 ...  a7  a8  a9       trajectory[To-1 : To-1+Ta], then the next one
+```
+
+With ``inpaint_past`` each new trajectory's first To-1 steps are held to the actions actually
+sent, so consecutive chunks join without a jump.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from policy.diffusion.config import DiffusionConfig, PolicyShapes
+from policy.diffusion.normalize import MinMaxNormalizer
+from policy.diffusion.sampler import Sampler
+from policy.diffusion.text import HashedTextEncoder
+from policy.diffusion.unet import ConditionalUnet1D
+from sim import keys
+from sim.data.format import frame_from_obs
+
+Observation = dict[str, Any]
+
+
+class DiffusionPolicy(nn.Module):
+    """Denoises (H, A) joint trajectories conditioned on the last To observations.
+
+    ``obs_low/high`` (obs_dim,) and ``action_low/high`` (A,) are the dataset's min and max.
+    """
+
+    def __init__(self, cfg: DiffusionConfig, shapes: PolicyShapes, obs_low: np.ndarray,
+                 obs_high: np.ndarray, action_low: np.ndarray, action_high: np.ndarray) -> None:
+        super().__init__()
+        self.cfg, self.shapes = cfg, shapes
+        self.obs_norm = MinMaxNormalizer(obs_low, obs_high)
+        self.action_norm = MinMaxNormalizer(action_low, action_high)
+        if self.obs_norm.dim != shapes.obs_dim or self.action_norm.dim != shapes.action_dim:
+            raise ValueError(f"statistics widths ({self.obs_norm.dim}, {self.action_norm.dim}) do not "
+                             f"match the shapes ({shapes.obs_dim}, {shapes.action_dim})")
+        self.text = HashedTextEncoder(cfg.text_dim, cfg.text_buckets) if shapes.uses_instruction else None
+        cond_dim = cfg.n_obs_steps * shapes.obs_dim + (cfg.text_dim if self.text else 0)
+        self.denoiser = ConditionalUnet1D(shapes.action_dim, cond_dim, cfg.dims, cfg.embed_dim,
+                                          cfg.kernel_size, cfg.n_groups)
+        self.sampler = Sampler(cfg, self.denoiser, shapes.action_dim)
+        self.reset()
+
+    # ---- learning --------------------------------------------------------------------------
+    def encode(self, obs: Tensor, instructions: list[str] | None = None) -> Tensor:
+        """Raw observation windows (B, To, obs_dim) -> conditioning (B, C)."""
+        b = obs.shape[0]
+        if obs.shape[1:] != (self.cfg.n_obs_steps, self.shapes.obs_dim):
+            raise ValueError(f"observation window must be (B, {self.cfg.n_obs_steps}, "
+                             f"{self.shapes.obs_dim}), got {tuple(obs.shape)}")
+        cond = self.obs_norm.normalize(obs).reshape(b, -1)
+        if self.text is not None:
+            if instructions is None or len(instructions) != b:
+                raise ValueError(f"task {self.shapes.task!r} needs one instruction per observation")
+            cond = torch.cat([cond, self.text(instructions)], dim=-1)
+        return cond
+
+    def compute_loss(self, obs: Tensor, action: Tensor, instructions: list[str] | None = None,
+                     generator: torch.Generator | None = None) -> Tensor:
+        """Denoising loss of raw obs windows (B, To, D) and action windows (B, H, A)."""
+        cond = self.encode(obs, instructions)
+        x0 = self.action_norm.normalize(action)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        t = torch.randint(0, self.cfg.num_train_timesteps, (x0.shape[0],), generator=generator,
+                          device=x0.device)
+        pred = self.denoiser(self.sampler.add_noise(x0, noise, t), t, cond)
+        target = noise if self.cfg.prediction_type == "epsilon" else x0
+        return nn.functional.mse_loss(pred, target)
+
+    def forward(self, obs: Tensor, action: Tensor, instructions: list[str] | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+        """The training loss (so DistributedDataParallel can wrap the policy)."""
+        return self.compute_loss(obs, action, instructions, generator)
+
+    # ---- sampling --------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, obs: Tensor, instructions: list[str] | None = None, k: int = 1, *,
+               known: Tensor | None = None, keep: Tensor | None = None, strength: float = 1.0,
+               steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+        """K raw trajectories per observation window: (B, To, D) -> (B, k, H, A).
+
+        ``known`` (B, H, A) raw, with ``keep`` (H,) or (B, H), inpaints (see ``Sampler``).
+        """
+        cond = self.encode(obs, instructions)
+        known_n = None if known is None else self.action_norm.normalize(known.to(cond.device))
+        traj = self.sampler.sample(cond, k, known=known_n, keep=keep, strength=strength, steps=steps,
+                                   generator=generator)
+        return self.action_norm.unnormalize(traj)
+
+    # ---- acting ----------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget observation history, queued actions and sent actions (call per episode)."""
+        self._history: deque[np.ndarray] = deque(maxlen=self.cfg.n_obs_steps)
+        self._sent: deque[np.ndarray] = deque(maxlen=max(self.cfg.n_obs_steps - 1, 1))
+        self._queue: deque[np.ndarray] = deque()
+        self._instructions: list[str] | None = None
+
+    def observe(self, obs: Observation | list[Observation]) -> None:
+        """Append one observation (or one per batch row) to the history."""
+        batch = [obs] if isinstance(obs, dict) else list(obs)
+        frames = [frame_from_obs(o) for o in batch]
+        missing = [f for f in self.shapes.obs_dims if f not in frames[0]]
+        if missing:
+            raise ValueError(f"observation lacks {missing}; this policy was trained on task "
+                             f"{self.shapes.task!r} with robot {self.shapes.robot!r}")
+        vec = np.stack([np.concatenate([fr[f] for f in self.shapes.obs_dims]) for fr in frames])
+        if vec.shape[1] != self.shapes.obs_dim:
+            raise ValueError(f"observation has {vec.shape[1]} state values, the policy expects "
+                             f"{self.shapes.obs_dim} ({self.shapes.task}/{self.shapes.robot})")
+        if not np.all(np.isfinite(vec)):
+            raise ValueError("observation contains NaN or inf; refusing to act on it")
+        if self._history and self._history[-1].shape != vec.shape:
+            raise ValueError("batch size changed mid-episode; call reset() between episodes")
+        if not self._history:  # fill the window with the first observation
+            self._history.extend([vec] * self.cfg.n_obs_steps)
+        else:
+            self._history.append(vec)
+        if self.shapes.uses_instruction:
+            self._instructions = [str(o.get(keys.INSTRUCTION, "")) for o in batch]
+
+    def observation_window(self) -> Tensor:
+        """The history as (B, To, obs_dim)."""
+        dev = self.obs_norm.centre.device
+        return torch.as_tensor(np.stack(list(self._history), axis=1), dtype=torch.float32, device=dev)
+
+    def predict_action_chunk(self, obs: Observation | list[Observation] | None = None,
+                             **sample_kw: Any) -> np.ndarray:
+        """The next Ta actions (B, Ta, A) from the history (after adding ``obs`` if given)."""
+        if obs is not None:
+            self.observe(obs)
+        if not self._history:
+            raise ValueError("no observation yet: pass one to predict_action_chunk")
+        window = self.observation_window()
+        to, h = self.cfg.n_obs_steps, self.cfg.horizon
+        if self.cfg.inpaint_past and to > 1 and len(self._sent) == to - 1 and "known" not in sample_kw:
+            known = torch.zeros(window.shape[0], h, self.shapes.action_dim, device=window.device)
+            known[:, : to - 1] = torch.as_tensor(np.stack(list(self._sent), axis=1), dtype=torch.float32)
+            keep = torch.arange(h, device=window.device) < to - 1
+            sample_kw = {**sample_kw, "known": known, "keep": keep}
+        traj = self.sample(window, self._instructions, 1, **sample_kw)[:, 0]
+        chunk = traj[:, to - 1: to - 1 + self.cfg.n_action_steps]
+        return chunk.cpu().numpy()
+
+    def select_action(self, obs: Observation | list[Observation], **sample_kw: Any) -> np.ndarray:
+        """One action per call: (A,) for one observation dict, (B, A) for a list of them."""
+        self.observe(obs)
+        if not self._queue:
+            self._queue.extend(self.predict_action_chunk(**sample_kw).transpose(1, 0, 2))
+        action = self._queue.popleft()
+        self._sent.append(action)
+        return action[0] if isinstance(obs, dict) else action

@@ -1,0 +1,45 @@
+"""Instruction encoder: hashed words and word pairs -> a learned embedding (fully offline).
+
+Sort's instructions name a cube colour and a pad colour in varied phrasing; a bag of hashed
+unigrams and bigrams, mean-pooled and projected, separates them without any downloaded model.
+Hashing is stable across processes (``zlib.crc32``, not Python's salted ``hash``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import zlib
+
+import torch
+from torch import Tensor, nn
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def tokens(text: str) -> list[str]:
+    words = _WORD.findall(text.lower())
+    return words + [f"{a}_{b}" for a, b in itertools.pairwise(words)]
+
+
+class HashedTextEncoder(nn.Module):
+    """``forward(list of B strings) -> (B, dim)``."""
+
+    def __init__(self, dim: int, buckets: int) -> None:
+        super().__init__()
+        self.buckets = buckets
+        self.bag = nn.EmbeddingBag(buckets, dim, mode="mean")
+        self.proj = nn.Sequential(nn.Mish(), nn.Linear(dim, dim))
+
+    def ids(self, texts: list[str], device: torch.device) -> tuple[Tensor, Tensor]:
+        flat, offsets = [], []
+        for text in texts:
+            offsets.append(len(flat))
+            toks = tokens(text) or [""]
+            flat.extend(zlib.crc32(t.encode()) % self.buckets for t in toks)
+        return (torch.tensor(flat, dtype=torch.long, device=device),
+                torch.tensor(offsets, dtype=torch.long, device=device))
+
+    def forward(self, texts: list[str]) -> Tensor:
+        ids, offsets = self.ids(texts, self.bag.weight.device)
+        return self.proj(self.bag(ids, offsets))

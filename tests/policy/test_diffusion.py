@@ -1,0 +1,168 @@
+"""The diffusion policy's parts: config checks, denoiser sizes, normalisation, sampling,
+inpainting and the action queue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policy.diffusion.config import PRESETS, DiffusionConfig
+from policy.diffusion.normalize import MinMaxNormalizer
+from policy.diffusion.text import HashedTextEncoder
+from policy.diffusion.unet import ConditionalUnet1D
+from sim import keys
+from tests.policy.conftest import tiny_policy
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"preset": "huge"}, "unknown preset"),
+    ({"horizon": 10}, "divisible by"),
+    ({"n_action_steps": 16}, "n_action_steps must lie"),
+    ({"scheduler": "euler"}, "unknown scheduler"),
+    ({"num_inference_steps": 0}, "num_inference_steps"),
+    ({"down_dims": [30, 60]}, "multiples of n_groups"),
+    ({"obs_features": ["observation.goal"]}, "observation.state"),
+    ({"prediction_type": "v"}, "prediction_type"),
+])
+def test_config_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DiffusionConfig(**kwargs)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_builds_and_keeps_shapes(preset):
+    cfg = DiffusionConfig(preset=preset)
+    with torch.device("meta"):
+        net = ConditionalUnet1D(8, 90, cfg.dims, cfg.embed_dim, cfg.kernel_size, cfg.n_groups)
+        out = net(torch.zeros(3, cfg.horizon, 8), torch.zeros(3, dtype=torch.long), torch.zeros(3, 90))
+    assert out.shape == (3, cfg.horizon, 8)
+
+
+def test_preset_sizes_grow():
+    sizes = []
+    for preset in PRESETS:
+        cfg = DiffusionConfig(preset=preset)
+        with torch.device("meta"):
+            net = ConditionalUnet1D(8, 90, cfg.dims, cfg.embed_dim)
+        sizes.append(sum(p.numel() for p in net.parameters()))
+    assert sizes == sorted(sizes)
+    assert 60e6 < sizes[list(PRESETS).index("base")] < 70e6  # Chi et al.'s state U-Net, ~66 M
+
+
+def test_normalizer_round_trip_and_constant_dims():
+    norm = MinMaxNormalizer(np.array([0.0, -2.0, 5.0]), np.array([1.0, 2.0, 5.0]))
+    x = torch.tensor([[0.0, -2.0, 5.0], [1.0, 2.0, 5.0]])
+    y = norm.normalize(x)
+    assert torch.allclose(y, torch.tensor([[-1.0, -1.0, 0.0], [1.0, 1.0, 0.0]]))
+    assert torch.allclose(norm.unnormalize(y), x)
+    with pytest.raises(ValueError, match="NaN"):
+        MinMaxNormalizer(np.array([np.nan]), np.array([1.0]))
+
+
+def test_text_encoder_is_stable_and_separates_instructions():
+    torch.manual_seed(0)
+    enc = HashedTextEncoder(16, 512)
+    a = enc(["put the red cube on the blue pad", "put the red cube on the blue pad"])
+    b = enc(["put the green cube on the yellow pad"])
+    assert torch.allclose(a[0], a[1]) and not torch.allclose(a[0], b[0])
+    assert enc.ids(["Red cube!"], torch.device("cpu"))[0].tolist() == \
+        enc.ids(["red cube"], torch.device("cpu"))[0].tolist()
+
+
+@pytest.mark.parametrize("scheduler", ["ddim", "dpmsolver++", "ddpm"])
+def test_sample_shapes_bounds_and_determinism(scheduler):
+    policy = tiny_policy(scheduler=scheduler)
+    obs = torch.randn(2, 2, 11)
+    a = policy.sample(obs, k=3, generator=torch.Generator().manual_seed(1))
+    b = policy.sample(obs, k=3, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (2, 3, 8, 8) and torch.equal(a, b)
+    assert torch.isfinite(a).all() and a.min() >= -1 - 1e-5 and a.max() <= 1 + 1e-5
+    assert not torch.allclose(a[:, 0], a[:, 1])  # K candidates differ
+
+
+def test_inpainting_holds_kept_steps_exactly():
+    policy = tiny_policy()
+    obs = torch.randn(2, 2, 11)
+    known = torch.rand(2, 8, 8) * 1.6 - 0.8
+    keep = torch.arange(8) < 5
+    for strength in (1.0, 0.5):
+        out = policy.sample(obs, k=2, known=known, keep=keep, strength=strength,
+                            generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(out[:, :, :5], known[:, None, :5], atol=1e-5)
+        assert not torch.allclose(out[:, :, 5:], known[:, None, 5:], atol=1e-3)
+
+
+def test_inpainting_checks_its_inputs():
+    policy = tiny_policy()
+    obs = torch.randn(1, 2, 11)
+    with pytest.raises(ValueError, match="known trajectory must have shape"):
+        policy.sample(obs, known=torch.zeros(1, 5, 8), keep=torch.ones(5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="need a known trajectory"):
+        policy.sample(obs, strength=0.5)
+    with pytest.raises(ValueError, match="keep mask"):
+        policy.sample(obs, known=torch.zeros(1, 8, 8), keep=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="observation window"):
+        policy.sample(torch.zeros(1, 3, 11))
+
+
+def _obs(value: float = 0.1) -> dict:
+    return {keys.JOINT_POS: np.full(7, value, np.float32), keys.GRIPPER: np.array([0.02], np.float32),
+            keys.GOAL: np.array([0.4, 0.0, 0.3], np.float32)}
+
+
+def test_select_action_runs_a_receding_horizon_queue(monkeypatch):
+    policy = tiny_policy()
+    calls = []
+    original = policy.sample
+
+    def counting(*args, **kw):
+        calls.append(kw)
+        return original(*args, **kw)
+
+    monkeypatch.setattr(policy, "sample", counting)
+    policy.reset()
+    actions = [policy.select_action(_obs(0.01 * i)) for i in range(9)]
+    assert len(calls) == 3 and all(a.shape == (8,) for a in actions)  # chunks of 4: steps 0, 4, 8
+    # Each new trajectory's first To-1 steps are held to the action already sent.
+    assert "known" not in calls[0]
+    assert torch.allclose(calls[1]["known"][0, 0], torch.as_tensor(actions[3]))
+    assert calls[1]["keep"].tolist() == [True] + [False] * 7
+
+
+def test_select_action_batches_and_fills_history():
+    policy = tiny_policy()
+    policy.reset()
+    out = policy.select_action([_obs(0.1), _obs(0.2), _obs(0.3)])
+    assert out.shape == (3, 8)
+    window = policy.observation_window()
+    assert window.shape == (3, 2, 11) and torch.equal(window[:, 0], window[:, 1])
+    with pytest.raises(ValueError, match="batch size changed"):
+        policy.select_action([_obs(0.1)])
+
+
+def test_bad_observations_are_refused():
+    policy = tiny_policy()
+    bad = _obs()
+    bad[keys.JOINT_POS][2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        policy.select_action(bad)
+    policy.reset()
+    missing = _obs()
+    del missing[keys.GOAL]
+    with pytest.raises(ValueError, match="lacks"):
+        policy.select_action(missing)
+
+
+def test_loss_decreases_when_fitting_one_batch():
+    policy = tiny_policy().train()
+    opt = torch.optim.AdamW(policy.parameters(), lr=3e-3)
+    obs, act = torch.randn(16, 2, 11), torch.rand(16, 8, 8) * 2 - 1
+    losses = []
+    for i in range(60):
+        loss = policy.compute_loss(obs, act, generator=torch.Generator().manual_seed(i % 4))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-8:]) < 0.6 * np.mean(losses[:8])
