@@ -106,23 +106,9 @@ def cmd_bench(overrides: list[str]) -> None:
 
 
 def cmd_run(overrides: list[str]) -> None:
-    from sim.collection import collect
+    from policy.pipeline import run
 
-    c = load_config("run", overrides)
-    rows = []
-    for robot in c.robots:
-        for task in c.tasks:
-            r = collect(task, robot, c.episodes, Path(c.out) / "data" / f"{task}_{robot}", c.seed,
-                        c.num_envs, overwrite=c.overwrite)
-            rows.append({"task": task, "robot": robot, "episodes": r.episodes, "frames": r.frames,
-                         "expert_success_rate": r.success_rate})
-    print("\nExpert demonstrations")
-    print(f"{'task':<12}{'robot':<8}{'episodes':>9}{'frames':>8}{'success':>9}")
-    for row in rows:
-        print(f"{row['task']:<12}{row['robot']:<8}{row['episodes']:>9}{row['frames']:>8}"
-              f"{row['expert_success_rate']:>9.2f}")
-    _print_json({"stage": "demonstrations", "results": rows}, str(Path(c.out) / "summary.json"))
-    print(f"datasets and summary.json are in {c.out}/")
+    run(load_config("run", overrides))
 
 
 BENCHES = ("expert", "throughput", "latency")

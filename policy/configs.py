@@ -103,34 +103,6 @@ class BenchThroughputConfig(TaskRobotConfig):
 
 
 @dataclass
-class RunConfig:
-    """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
-
-    tasks: list[str] = field(default_factory=lambda: ["reach", "push", "pick_place", "sort"])
-    """Tasks to run."""
-    robots: list[str] = field(default_factory=lambda: ["panda", "so101"])
-    """Robots to run them on."""
-    episodes: int = 30
-    """Demonstrations collected per task and robot."""
-    out: str = "runs/main"
-    """Directory for datasets and the summary JSON."""
-    seed: int = 0
-    """First reset seed."""
-    num_envs: int = 2
-    """Parallel environments (processes)."""
-    overwrite: bool = True
-    """Replace earlier results in ``out``."""
-
-    def __post_init__(self) -> None:
-        if not self.tasks or not self.robots:
-            raise ValueError("tasks and robots must each name at least one entry")
-        for t in self.tasks:
-            for r in self.robots:
-                _check_task_robot(t, r)
-        _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
-
-
-@dataclass
 class TrainConfig:
     """`reverie train`: fit a diffusion policy to a demonstration dataset."""
 
@@ -260,6 +232,53 @@ class BenchLatencyConfig:
         self.steps = [int(v) for v in (self.steps if isinstance(self.steps, list | tuple) else [self.steps])]
         if not self.k or not self.steps or min(self.k) < 1 or min(self.steps) < 1 or self.repeats < 1:
             raise ValueError("k, steps and repeats must be >= 1")
+
+
+@dataclass
+class RunConfig:
+    """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
+
+    tasks: list[str] = field(default_factory=lambda: ["reach", "push", "pick_place", "sort"])
+    """Tasks whose experts are run and recorded."""
+    robots: list[str] = field(default_factory=lambda: ["panda", "so101"])
+    """Robots to run them on."""
+    episodes: int = 30
+    """Expert episodes per task and robot for the experts' table."""
+    policy_tasks: list[str] = field(default_factory=lambda: ["reach", "push"])
+    """Tasks a diffusion policy is trained and evaluated on."""
+    policy_robot: str = "panda"
+    """Robot of the policy tasks."""
+    demos: int = 200
+    """Demonstrations per policy task."""
+    preset: str = "tiny"
+    """Policy size preset."""
+    train_steps: int = 3000
+    """Training steps per policy task (quick CPU preset)."""
+    train_minutes: float = 5.0
+    """Training time cap per policy task."""
+    eval_episodes: int = 50
+    """Closed-loop evaluation episodes per policy task."""
+    out: str = "runs/main"
+    """Directory for datasets, runs and the summary JSON."""
+    seed: int = 0
+    """First reset seed."""
+    num_envs: int = 2
+    """Parallel environments (processes) for collection."""
+    overwrite: bool = True
+    """Replace earlier results in ``out``."""
+
+    def __post_init__(self) -> None:
+        if not self.tasks or not self.robots:
+            raise ValueError("tasks and robots must each name at least one entry")
+        for t in self.tasks:
+            for r in self.robots:
+                _check_task_robot(t, r)
+        for t in self.policy_tasks:
+            _check_task_robot(t, self.policy_robot)
+        _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
+        if self.demos < 1 or self.train_steps < 1 or self.eval_episodes < 1 or self.train_minutes <= 0:
+            raise ValueError("demos, train_steps, eval_episodes and train_minutes must be positive")
+        DiffusionConfig(preset=self.preset)
 
 
 COMMAND_CONFIGS: dict[str, type] = {

@@ -128,3 +128,23 @@ def test_ddp_two_cpu_processes(reach_data, tmp_path):
     assert summary["steps"] == 6
     assert checkpoint.resolve(out).name == "step-0000006"
     load_policy(out)
+
+
+def test_sort_policy_conditions_on_the_instruction(tmp_path):
+    from sim.collection import collect
+
+    data = tmp_path / "sort"
+    collect("sort", "panda", 2, data, num_envs=1, progress=False)
+    out = tmp_path / "run"
+    train(_cfg(data, out, steps=3, save_every=3))
+    policy = load_policy(out, task="sort")
+    assert policy.shapes.uses_instruction and policy.text is not None
+    r = evaluate(policy, 1, progress=False)
+    assert r["episodes"] == 1
+    import torch
+
+    window = torch.zeros(2, policy.cfg.n_obs_steps, policy.shapes.obs_dim)
+    a = policy.encode(window, ["put the red cube on the blue pad", "put the green cube on the yellow pad"])
+    assert not torch.allclose(a[0], a[1])
+    with pytest.raises(ValueError, match="needs one instruction"):
+        policy.encode(window, None)

@@ -1,0 +1,33 @@
+"""`reverie run` and `reverie bench latency` on tiny settings: they run and report what they promise."""
+
+from __future__ import annotations
+
+import json
+
+from policy.cli import main
+
+
+def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "main"
+    assert main(["run", "tasks=[reach]", "robots=[panda]", "episodes=2", "policy_tasks=[reach]",
+                 "demos=3", "train_steps=4", "eval_episodes=2", f"out={out}", "num_envs=1"]) == 0
+    text = capsys.readouterr().out
+    assert "Diffusion policy (closed loop, held-out seeds)" in text
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["policies"][0]
+    assert row["task"] == "reach" and row["train_steps"] == 4 and row["eval_episodes"] == 2
+    assert 0 <= row["policy_success_rate"] <= 1
+
+
+def test_bench_latency_reports_percentiles(tmp_path, capsys):
+    out = tmp_path / "lat.json"
+    assert main(["bench", "latency", "task=reach", "k=[1,2]", "steps=2", "repeats=3", f"out={out}"]) == 0
+    result = json.loads(out.read_text())
+    assert [(r["k"], r["steps"]) for r in result["results"]] == [(1, 2), (2, 2)]
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in result["results"])
+
+
+def test_bench_latency_accepts_single_values(capsys):
+    assert main(["bench", "latency", "task=reach", "k=4", "steps=1", "repeats=2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["results"][0]["k"] == 4
