@@ -73,7 +73,7 @@ def cmd_eval(overrides: list[str]) -> None:
     from policy.evaluation import evaluate
 
     c = load_config("eval", overrides)
-    policy = load_policy(c.checkpoint, device=c.device)
+    policy = load_policy(c.checkpoint, c.task, c.robot, device=c.device)
     if c.scheduler:
         policy.cfg.scheduler = c.scheduler
     r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video)

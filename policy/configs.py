@@ -173,6 +173,10 @@ class EvalConfig:
 
     checkpoint: str = "runs/push"
     """Run directory or checkpoint step directory."""
+    task: str | None = None
+    """Task to evaluate on; must be the checkpoint's (default: the checkpoint's)."""
+    robot: str | None = None
+    """Robot to evaluate on; must be the checkpoint's (default: the checkpoint's)."""
     episodes: int = 100
     """Seeded episodes (episode i uses seed + i)."""
     seed: int = 1_000_000
@@ -191,6 +195,10 @@ class EvalConfig:
     """cpu or cuda."""
 
     def __post_init__(self) -> None:
+        if self.task is not None:
+            get_task(self.task)
+        if self.robot is not None:
+            get_robot(self.robot)
         if self.episodes < 1 or self.batch < 1:
             raise ValueError("episodes and batch must be >= 1")
         if self.steps is not None and self.steps < 1:

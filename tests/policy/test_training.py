@@ -102,6 +102,11 @@ def test_checkpoint_whose_weights_do_not_fit_its_config_is_refused(run, tmp_path
         load_policy(bad)
 
 
+def test_eval_cli_refuses_a_checkpoint_for_another_task(run, capsys):
+    assert main(["eval", f"checkpoint={run}", "task=push", "episodes=1"]) == 2
+    assert "trained for task 'reach', not 'push'" in capsys.readouterr().err
+
+
 def test_eval_cli_names_a_missing_checkpoint(tmp_path, capsys):
     assert main(["eval", f"checkpoint={tmp_path / 'none'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
