@@ -76,6 +76,8 @@ def cmd_eval(overrides: list[str]) -> None:
     policy = load_policy(c.checkpoint, c.task, c.robot, device=c.device)
     if c.scheduler:
         policy.cfg.scheduler = c.scheduler
+    if c.inpaint_past is not None:
+        policy.cfg.inpaint_past = c.inpaint_past
     r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video)
     r["checkpoint"] = c.checkpoint
     _print_json(r, c.out)

@@ -187,6 +187,8 @@ class EvalConfig:
     """Override the inference scheduler: ddim, dpmsolver++ or ddpm."""
     batch: int = 50
     """Episodes run in lockstep, batched through the policy."""
+    inpaint_past: bool | None = None
+    """Override whether each new chunk is held to the action already sent."""
     video: str | None = None
     """Record the first episode to this .gif (or .mp4 with PyAV)."""
     out: str | None = None

@@ -1,5 +1,9 @@
 """Closed-loop evaluation: a policy drives many seeded episodes in lockstep, batched.
 
+Besides success it reports how far the joint targets move per control step, inside a chunk and
+at chunk boundaries: a boundary figure well above the inside one means the arm jerks whenever
+a new chunk starts.
+
 Episode i is reset with seed ``seed + i``. The default seed lies far from the training
 collection's (0..episodes-1), so evaluation scenes are ones the policy has not seen.
 """
@@ -43,12 +47,16 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     if video is not None:
         write_video(frames, video)
     wins = [o for o in outcomes if o["success"]]
+    inside = [d for o in outcomes for d in o.pop("_inside")]
+    boundary = [d for o in outcomes for d in o.pop("_boundary")]
     lo, hi = wilson_interval(len(wins), len(outcomes))
     return {
         "task": task, "robot": robot, "episodes": len(outcomes), "seed": seed,
         "inference_steps": steps or policy.cfg.num_inference_steps, "scheduler": policy.cfg.scheduler,
         "success_rate": len(wins) / len(outcomes), "ci95": [lo, hi],
         "mean_time_to_success_s": float(np.mean([o["time_s"] for o in wins])) if wins else None,
+        "joint_step_rad": {"within_chunk": float(np.mean(inside)) if inside else None,
+                           "at_chunk_boundary": float(np.mean(boundary)) if boundary else None},
         "seconds": time.perf_counter() - t0, "per_seed": outcomes,
     }
 
@@ -61,10 +69,17 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
         obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
         policy.reset()
         done = [False] * len(envs)
-        result: list[dict[str, Any]] = [{"seed": s, "success": False, "steps": 0, "time_s": None}
-                                        for s in seeds]
+        result: list[dict[str, Any]] = [{"seed": s, "success": False, "steps": 0, "time_s": None,
+                                         "_inside": [], "_boundary": []} for s in seeds]
+        ta, n_joints, t, previous = policy.cfg.n_action_steps, policy.shapes.action_dim - 1, 0, None
         while not all(done):
             actions = policy.select_action(obs, steps=steps, generator=gen)
+            if previous is not None:  # how far the arm's targets jump per step, by where the step falls
+                jump = np.linalg.norm(actions[:, :n_joints] - previous[:, :n_joints], axis=1)
+                side = "_boundary" if t % ta == 0 else "_inside"
+                for i in np.flatnonzero(~np.asarray(done)):
+                    result[i][side].append(float(jump[i]))
+            previous, t = actions, t + 1
             for i, env in enumerate(envs):
                 if done[i]:
                     continue

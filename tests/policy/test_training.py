@@ -46,6 +46,7 @@ def test_train_checkpoint_eval_end_to_end(run, tmp_path, capsys):
     assert result["episodes"] == 3 and 0 <= result["success_rate"] <= 1
     assert result["ci95"][0] <= result["success_rate"] <= result["ci95"][1]
     assert [r["seed"] for r in result["per_seed"]] == [1_000_000, 1_000_001, 1_000_002]
+    assert result["joint_step_rad"]["within_chunk"] > 0
     assert (tmp_path / "ep.gif").stat().st_size > 0
 
 
