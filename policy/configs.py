@@ -254,7 +254,7 @@ class RunConfig:
     """Robots to run them on."""
     episodes: int = 30
     """Expert episodes per task and robot for the experts' table."""
-    policy_tasks: list[str] = field(default_factory=lambda: ["reach", "push"])
+    policy_tasks: list[str] = field(default_factory=lambda: ["push"])
     """Tasks a diffusion policy is trained and evaluated on."""
     policy_robot: str = "panda"
     """Robot of the policy tasks."""
@@ -262,9 +262,9 @@ class RunConfig:
     """Demonstrations per policy task."""
     preset: str = "tiny"
     """Policy size preset."""
-    train_steps: int = 3000
+    train_steps: int = 6000
     """Training steps per policy task (quick CPU preset)."""
-    train_minutes: float = 5.0
+    train_minutes: float = 10.0
     """Training time cap per policy task."""
     eval_episodes: int = 50
     """Closed-loop evaluation episodes per policy task."""
