@@ -14,7 +14,7 @@ from policy import checkpoint
 from policy.diffusion.config import DiffusionConfig, PolicyShapes
 from policy.diffusion.policy import DiffusionPolicy
 from sim.bench import machine
-from sim.data.format import frame_from_obs
+from sim.data.format import STATE, frame_from_obs
 from sim.registry import env_id, get_task
 
 
@@ -26,7 +26,7 @@ def untrained_policy(task: str, robot: str, preset: str) -> DiffusionPolicy:
     env.close()
     frame = frame_from_obs(obs)
     dims = {f: len(frame[f]) for f in cfg.obs_features if f in frame}
-    action_dim = len(frame[cfg.obs_features[0]])
+    action_dim = len(frame[STATE])  # joint targets + gripper, like the state
     shapes = PolicyShapes(task, robot, action_dim, dims, get_task(task).instructed)
     obs_dim = sum(dims.values())
     return DiffusionPolicy(cfg, shapes, -np.ones(obs_dim), np.ones(obs_dim), -np.ones(action_dim),

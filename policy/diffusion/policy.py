@@ -112,7 +112,11 @@ class DiffusionPolicy(nn.Module):
     def observe(self, obs: Observation | list[Observation]) -> None:
         """Append one observation (or one per batch row) to the history."""
         batch = [obs] if isinstance(obs, dict) else list(obs)
-        frames = [frame_from_obs(o) for o in batch]
+        try:
+            frames = [frame_from_obs(o) for o in batch]
+        except KeyError as e:
+            raise ValueError(f"observation lacks {e.args[0]!r}; pass the environment's or robot's "
+                             "observation dict") from None
         missing = [f for f in self.shapes.obs_dims if f not in frames[0]]
         if missing:
             raise ValueError(f"observation lacks {missing}; this policy was trained on task "
@@ -130,7 +134,10 @@ class DiffusionPolicy(nn.Module):
         else:
             self._history.append(vec)
         if self.shapes.uses_instruction:
-            self._instructions = [str(o.get(keys.INSTRUCTION, "")) for o in batch]
+            if any(keys.INSTRUCTION not in o for o in batch):
+                raise ValueError(f"a {self.shapes.task!r} policy needs the instruction in every "
+                                 f"observation (key {keys.INSTRUCTION!r})")
+            self._instructions = [str(o[keys.INSTRUCTION]) for o in batch]
 
     def observation_window(self) -> Tensor:
         """The history as (B, To, obs_dim)."""

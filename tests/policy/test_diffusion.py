@@ -152,6 +152,9 @@ def test_bad_observations_are_refused():
     del missing[keys.GOAL]
     with pytest.raises(ValueError, match="lacks"):
         policy.select_action(missing)
+    policy.reset()
+    with pytest.raises(ValueError, match="lacks 'joint_pos'"):
+        policy.select_action({keys.GOAL: np.zeros(3)})
 
 
 def test_loss_decreases_when_fitting_one_batch():
