@@ -4,7 +4,7 @@ Besides success it reports how far the joint targets move per control step, insi
 at chunk boundaries: a boundary figure well above the inside one means the arm jerks whenever
 a new chunk starts.
 
-Episode i is reset with seed ``seed + i``. The default seed lies far from the training
+Episode i is reset with seed ``seed + i``. The default seeds lie far from the training
 collection's (0..episodes-1), so evaluation scenes are ones the policy has not seen.
 """
 
@@ -23,6 +23,10 @@ from sim.bench import wilson_interval
 from sim.env import ReverieEnv
 
 EVAL_SEED = 1_000_000
+"""First seed of test episodes (`reverie eval`)."""
+VALIDATION_SEED = 2_000_000
+"""First seed of the evaluations during training, kept apart from the test seeds so that
+watching (or choosing by) the learning curve never peeks at the test episodes."""
 
 
 def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED, *,

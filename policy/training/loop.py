@@ -22,7 +22,7 @@ from tqdm import tqdm
 from policy import checkpoint
 from policy.configs import TrainConfig
 from policy.diffusion.policy import DiffusionPolicy
-from policy.evaluation import evaluate
+from policy.evaluation import VALIDATION_SEED, evaluate
 from policy.training import distributed
 from policy.training.data import WindowTensors
 from policy.training.ema import EMA
@@ -126,7 +126,7 @@ class _Trainer:
         if not self.ctx.is_main or self.c.eval_episodes == 0:
             return None
         was = self.ema.model.training
-        r = evaluate(self.ema.model.eval(), self.c.eval_episodes, progress=False)
+        r = evaluate(self.ema.model.eval(), self.c.eval_episodes, VALIDATION_SEED, progress=False)
         self.ema.model.train(was)
         rec = {"step": self.step, "train_s": round(self.train_s, 2), "success_rate": r["success_rate"],
                "ci95": r["ci95"], "eval_episodes": r["episodes"]}
