@@ -135,7 +135,7 @@ class TrainConfig:
     eval_every: int = 0
     """Steps between evaluation rollouts of the EMA policy (0: only at the end)."""
     eval_episodes: int = 20
-    """Episodes per evaluation (0 disables evaluation)."""
+    """Episodes per evaluation, on validation seeds 2,000,000+ (0 disables evaluation)."""
     save_every: int = 2000
     """Steps between checkpoints (one is always written at the end)."""
     seed: int = 0
