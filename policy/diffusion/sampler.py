@@ -28,8 +28,12 @@ def inference_scheduler(cfg: DiffusionConfig, kind: str):
     if kind == "ddim":
         return DDIMScheduler.from_config(base.config)
     if kind == "dpmsolver++":
+        # Near t = T the cosine schedule's alpha is ~0, so the x0 implied by an epsilon prediction
+        # explodes: clip lambda as diffusers advises for squaredcos_cap_v2, and threshold x0 at 1.0
+        # (the normalised range), as DDIM's clip_sample does.
         return DPMSolverMultistepScheduler.from_config(base.config, algorithm_type="dpmsolver++",
-                                                       solver_order=2)
+                                                       solver_order=2, lambda_min_clipped=-5.1,
+                                                       thresholding=True, sample_max_value=1.0)
     raise ValueError(f"unknown scheduler {kind!r}; choose ddim, dpmsolver++ or ddpm")
 
 
