@@ -117,7 +117,8 @@ class TrainConfig:
     steps: int = 20000
     """Optimiser steps (the cosine schedule spans them)."""
     minutes: float | None = None
-    """Stop after this much training wall-clock time (evaluation excluded), if sooner."""
+    """Training time budget (evaluation excluded): training stops when it is spent, and the
+    cosine schedule is paced to end by then, whichever of steps and minutes comes first."""
     batch_size: int = 256
     """Windows per step and process."""
     lr: float = 1e-3
@@ -254,7 +255,7 @@ class RunConfig:
     """Robots to run them on."""
     episodes: int = 30
     """Expert episodes per task and robot for the experts' table."""
-    policy_tasks: list[str] = field(default_factory=lambda: ["push"])
+    policy_tasks: list[str] = field(default_factory=lambda: ["pick_place"])
     """Tasks a diffusion policy is trained and evaluated on."""
     policy_robot: str = "panda"
     """Robot of the policy tasks."""
@@ -262,10 +263,10 @@ class RunConfig:
     """Demonstrations per policy task."""
     preset: str = "tiny"
     """Policy size preset."""
-    train_steps: int = 6000
+    train_steps: int = 8000
     """Training steps per policy task (quick CPU preset)."""
-    train_minutes: float = 10.0
-    """Training time cap per policy task."""
+    train_minutes: float = 11.0
+    """Training time budget per policy task; the learning-rate schedule is paced to it."""
     eval_episodes: int = 50
     """Closed-loop evaluation episodes per policy task."""
     out: str = "runs/main"

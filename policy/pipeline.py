@@ -1,9 +1,9 @@
 """`reverie run`: the whole job on embedded defaults.
 
 1. expert demonstrations for every task on every robot (the experts' success table);
-2. for each policy task (Push on the Panda by default): 200 demonstrations, a diffusion policy
-   trained with the quick CPU preset (6000 steps, about 10 minutes on 2 cores), and a
-   closed-loop evaluation on held-out seeds;
+2. for each policy task (PickPlace on the Panda by default): 200 demonstrations, a diffusion
+   policy trained with the quick CPU preset (up to 8000 steps within an 11-minute budget), and
+   a closed-loop evaluation on held-out seeds;
 3. one table and ``OUT/summary.json``.
 """
 

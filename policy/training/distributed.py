@@ -50,6 +50,16 @@ def all_agree(ctx: DistContext, flag: bool) -> bool:
     return bool(t.item())
 
 
+def from_main(ctx: DistContext, value: float) -> float:
+    """Rank 0's ``value`` on every rank."""
+    if not ctx.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64,
+                     device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
         dist.barrier()

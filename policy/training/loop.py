@@ -31,12 +31,14 @@ from sim.data.reader import DemoDataset
 METRICS = "metrics.jsonl"
 
 
-def lr_at(step: int, c: TrainConfig) -> float:
-    """Linear warm-up to ``lr``, then cosine decay to 0 at ``steps``."""
+def lr_at(step: int, c: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Linear warm-up to ``lr``, then cosine decay to 0 when either budget runs out: ``steps``,
+    or (with ``minutes``) the training time, ``time_fraction`` being the share of it used."""
     if step < c.warmup_steps:
         return c.lr * (step + 1) / c.warmup_steps
-    progress = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
-    return c.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    by_steps = (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps)
+    progress = min(1.0, max(by_steps, time_fraction))
+    return c.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
@@ -56,7 +58,7 @@ class _Trainer:
         self.ema = EMA(self.policy, c.ema_power, c.ema_max_decay)
         self.opt = torch.optim.AdamW(self.policy.parameters(), lr=c.lr, betas=(0.95, 0.999),
                                      weight_decay=c.weight_decay)
-        self.step, self.train_s = 0, 0.0
+        self.step, self.train_s, self.time_fraction = 0, 0.0, 0.0
         self._prepare_run_dir()
         self.model: torch.nn.Module = self.policy
         if self.ctx.enabled:
@@ -121,6 +123,14 @@ class _Trainer:
             with (self.run / METRICS).open("a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def _time_used(self) -> float:
+        """Share of the ``minutes`` budget used so far, looking one log interval ahead so the
+        schedule reaches its end by the last interval (0 without a budget)."""
+        if self.c.minutes is None or self.step == 0:
+            return 0.0
+        per_step = self.train_s / self.step
+        return (self.train_s + per_step * self.c.log_every) / (self.c.minutes * 60)
+
     # ---- the loop ----------------------------------------------------------------------
     def evaluate(self) -> dict[str, Any] | None:
         if not self.ctx.is_main or self.c.eval_episodes == 0:
@@ -141,15 +151,16 @@ class _Trainer:
         last_eval = None
         self.policy.train()
         while self.step < c.steps:
-            if self.step % c.log_every == 0 and not distributed.all_agree(
-                    ctx, c.minutes is None or self.train_s < c.minutes * 60):
-                break
+            if self.step % c.log_every == 0:  # rank 0's clock decides, so ranks stay in step
+                if not distributed.all_agree(ctx, c.minutes is None or self.train_s < c.minutes * 60):
+                    break
+                self.time_fraction = distributed.from_main(ctx, self._time_used())
             t0 = time.perf_counter()
             gen = _step_generator(c.seed, ctx.rank, self.step)
             index = torch.randint(len(self.data), (c.batch_size,), generator=gen)
             obs, action, text = self.data.batch(index)
             for g in self.opt.param_groups:
-                g["lr"] = lr_at(self.step, c)
+                g["lr"] = lr_at(self.step, c, self.time_fraction)
             loss = self.model(obs.to(ctx.device), action.to(ctx.device), text, gen)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -162,7 +173,7 @@ class _Trainer:
             if self.step % c.log_every == 0:
                 mean = sum(losses) / len(losses)
                 bar.set_postfix(loss=f"{mean:.4f}")
-                self.log({"step": self.step, "loss": mean, "lr": lr_at(self.step - 1, c),
+                self.log({"step": self.step, "loss": mean, "lr": lr_at(self.step - 1, c, self.time_fraction),
                           "train_s": round(self.train_s, 2)})
                 losses = []
             if c.eval_every and self.step % c.eval_every == 0:

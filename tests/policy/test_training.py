@@ -154,3 +154,21 @@ def test_sort_policy_conditions_on_the_instruction(tmp_path):
     assert not torch.allclose(a[0], a[1])
     with pytest.raises(ValueError, match="needs one instruction"):
         policy.encode(window, None)
+
+
+def test_lr_schedule_ends_with_whichever_budget_runs_out_first():
+    from policy.training.loop import lr_at
+
+    c = TrainConfig(steps=1000, warmup_steps=100, lr=1e-3)
+    assert lr_at(0, c) == pytest.approx(1e-5) and lr_at(99, c) == pytest.approx(1e-3)
+    assert lr_at(550, c) == pytest.approx(0.5e-3)  # half-way through the cosine by steps
+    assert lr_at(999, c) < 1e-7
+    assert lr_at(200, c, time_fraction=0.5) == pytest.approx(0.5e-3)  # the clock is further along
+    assert lr_at(200, c, time_fraction=1.0) == 0.0
+
+
+def test_time_budget_stops_training_with_the_schedule_annealed(reach_data, tmp_path):
+    result = train(_cfg(reach_data, tmp_path / "run", steps=100000, minutes=0.02, log_every=2))
+    assert 0 < result["steps"] < 100000
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["lr"] < 0.2 * 1e-3
