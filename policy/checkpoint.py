@@ -29,6 +29,7 @@ from policy.diffusion.config import DiffusionConfig, PolicyShapes
 from policy.diffusion.policy import DiffusionPolicy
 
 FORMAT = "reverie-diffusion-policy/1"
+WORLD_MODEL_FORMAT = "reverie-world-model/1"
 META, MODEL, TRAIN_STATE, LATEST = "checkpoint.json", "model.safetensors", "train_state.safetensors", "LATEST"
 
 
@@ -50,15 +51,22 @@ def step_dir(run: str | Path, step: int) -> Path:
 
 def save(run: str | Path, step: int, ema_policy: DiffusionPolicy, train_tensors: dict[str, torch.Tensor],
          train_json: dict[str, Any], keep_last: int = 3) -> Path:
-    """Write one checkpoint atomically (a temporary directory renamed into place)."""
+    """Write one policy checkpoint atomically (a temporary directory renamed into place)."""
+    description = {"format": FORMAT, "policy": dataclasses.asdict(ema_policy.cfg),
+                   "shapes": ema_policy.shapes.to_json()}
+    return save_model(run, step, ema_policy, train_tensors, train_json, description, keep_last)
+
+
+def save_model(run: str | Path, step: int, model: torch.nn.Module, train_tensors: dict[str, torch.Tensor],
+               train_json: dict[str, Any], description: dict[str, Any], keep_last: int = 3) -> Path:
+    """Write one checkpoint of any model; ``description`` (with its ``format``) goes into the JSON."""
     final = step_dir(run, step)
     tmp = final.with_name(final.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in ema_policy.state_dict().items()}, tmp / MODEL)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp / MODEL)
     save_file({k: v.detach().cpu().contiguous() for k, v in train_tensors.items()}, tmp / TRAIN_STATE)
-    meta = {"format": FORMAT, "step": step, "policy": dataclasses.asdict(ema_policy.cfg),
-            "shapes": ema_policy.shapes.to_json(), "train": train_json,
+    meta = {**description, "step": step, "train": train_json,
             "sha256": {MODEL: _sha256(tmp / MODEL), TRAIN_STATE: _sha256(tmp / TRAIN_STATE)}}
     (tmp / META).write_text(json.dumps(meta, indent=2))
     shutil.rmtree(final, ignore_errors=True)
@@ -83,15 +91,17 @@ def resolve(path: str | Path) -> Path:
     raise CheckpointError(f"{p} holds no checkpoint (no {META} and no checkpoints/{LATEST})")
 
 
-def read_meta(ckpt: Path) -> dict[str, Any]:
+def read_meta(ckpt: Path, fmt: str = FORMAT) -> dict[str, Any]:
     try:
         meta = json.loads((ckpt / META).read_text())
     except FileNotFoundError:
         raise CheckpointError(f"{ckpt / META} is missing; the checkpoint is incomplete") from None
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{ckpt / META} is not valid JSON ({e}); the checkpoint is corrupt") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{ckpt} has format {meta.get('format')!r}; this Reverie reads {FORMAT!r}")
+    if meta.get("format") != fmt:
+        raise CheckpointError(f"{ckpt} has format {meta.get('format')!r}, expected {fmt!r}"
+                              + (" (a world model where a policy was expected, or the reverse?)"
+                                 if meta.get("format") in (FORMAT, WORLD_MODEL_FORMAT) else ""))
     return meta
 
 
@@ -133,3 +143,31 @@ def load_policy(path: str | Path, task: str | None = None, robot: str | None = N
         raise CheckpointError(f"{ckpt / MODEL} does not fit the model its {META} describes: "
                               f"{str(e).splitlines()[0]}") from None
     return policy.to(device).eval()
+
+
+def load_world_model(path: str | Path, task: str | None = None, robot: str | None = None,
+                     device: str | torch.device = "cpu"):
+    """A trained world model, in eval mode. ``task``/``robot`` must match its training."""
+    from policy.world_model.config import WorldModelConfig, WorldShapes
+    from policy.world_model.model import WorldModel
+
+    ckpt = resolve(path)
+    meta = read_meta(ckpt, WORLD_MODEL_FORMAT)
+    try:
+        cfg = WorldModelConfig(**meta["world_model"])
+        shapes = WorldShapes.from_json(meta["shapes"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt / META} holds an invalid world-model description: {e}") from None
+    for name, want, have in (("task", task, shapes.task), ("robot", robot, shapes.robot)):
+        if want is not None and want != have:
+            raise CheckpointError(f"world model {ckpt} was trained for {name} {have!r}, not {want!r}; "
+                                  f"train one with `reverie train-world-model` on {want} data")
+    zeros_o, zeros_a = np.zeros(shapes.obs_dim), np.zeros(shapes.action_dim)
+    model = WorldModel(cfg, shapes, zeros_o, zeros_o, zeros_a, zeros_a)
+    state = load_tensors(ckpt, MODEL, meta)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt / MODEL} does not fit the model its {META} describes: "
+                              f"{str(e).splitlines()[0]}") from None
+    return model.to(device).eval()

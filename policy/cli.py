@@ -5,6 +5,8 @@
     reverie bench expert task=pick_place robot=so101 episodes=100
     reverie bench throughput task=push robot=panda
     reverie train data=data/push out=runs/push [policy.preset=small steps=20000 minutes=30 ...]
+    reverie collect-dreams checkpoint=runs/push out=data/push_dreams episodes=100 k=16
+    reverie train-world-model data=[data/push,data/push_noisy] out=runs/push_wm [minutes=10 ...]
     reverie eval checkpoint=runs/push episodes=100 out=eval.json [steps=4 video=ep.gif]
     reverie bench latency checkpoint=runs/push k=16 steps=10
     torchrun --nproc_per_node=N -m policy.cli train ...      multi-GPU / multi-node training
@@ -68,9 +70,24 @@ def cmd_train(overrides: list[str]) -> None:
         _print_json(r)
 
 
+def cmd_train_world_model(overrides: list[str]) -> None:
+    from policy.training.world_model import train_world_model
+
+    _print_json(train_world_model(load_config("train_world_model", overrides)))
+
+
+def cmd_collect_dreams(overrides: list[str]) -> None:
+    from policy.checkpoint import load_policy
+    from policy.world_model.oracle_data import collect_oracle_dreams
+
+    c = load_config("collect_dreams", overrides)
+    policy = load_policy(c.checkpoint, device=c.device)
+    _print_json(collect_oracle_dreams(policy, c.out, c.episodes, c.seed, c.k, c.batch))
+
+
 def cmd_eval(overrides: list[str]) -> None:
     from policy.checkpoint import load_policy
-    from policy.evaluation import evaluate
+    from policy.evaluation import Displacement, evaluate
 
     c = load_config("eval", overrides)
     policy = load_policy(c.checkpoint, c.task, c.robot, device=c.device)
@@ -78,8 +95,26 @@ def cmd_eval(overrides: list[str]) -> None:
         policy.cfg.scheduler = c.scheduler
     if c.inpaint_past is not None:
         policy.cfg.inpaint_past = c.inpaint_past
-    r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video)
+    controller = None
+    if c.planner:
+        from policy.checkpoint import load_world_model
+        from policy.controller import Controller, ControllerConfig
+        from policy.dreamers import OracleDreamer, make_dreamer
+        from policy.planners.registry import make_planner
+
+        wm = load_world_model(c.world_model, policy.shapes.task, policy.shapes.robot, c.device) \
+            if c.world_model else None
+        dreamer = make_dreamer(c.dreamer, wm, wm.cfg.horizon if wm else policy.cfg.horizon)
+        audit = OracleDreamer(dreamer.horizon) if c.audit else None
+        controller = Controller(policy, dreamer, make_planner(c.planner),
+                                ControllerConfig(c.k, c.refine, c.refine_candidates, c.refine_strength),
+                                audit)
+    displace = Displacement(c.displace_step, c.displace_cm) if c.displace_step else None
+    r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video,
+                 controller=controller, displace=displace)
     r["checkpoint"] = c.checkpoint
+    if c.world_model:
+        r["world_model"] = c.world_model
     _print_json(r, c.out)
 
 
@@ -115,7 +150,9 @@ def cmd_run(overrides: list[str]) -> None:
 
 BENCHES = ("expert", "throughput", "latency")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
-    "run": cmd_run, "collect": cmd_collect, "train": cmd_train, "eval": cmd_eval, "bench": cmd_bench,
+    "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
+    "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,
+    "bench": cmd_bench,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from policy.diffusion.config import DiffusionConfig
+from policy.world_model.config import WorldModelConfig
 from robots.registry import get_robot
 from sim.registry import get_task
 
@@ -169,6 +170,89 @@ class TrainConfig:
 
 
 @dataclass
+class WorldModelTrainConfig:
+    """`reverie train-world-model`: fit the world model to recorded episodes."""
+
+    data: list[str] = field(default_factory=lambda: ["data/push", "data/push_noisy"])
+    """Dataset directories of one task and robot: demonstrations plus noisy/perturbed rollouts."""
+    oracle_dreams: list[str] = field(default_factory=list)
+    """Directories from `reverie collect-dreams`: the policy's candidates with their true futures."""
+    out: str = "runs/push_wm"
+    """Run directory: checkpoints/, metrics.jsonl."""
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    """The model (latent and transformer sizes, horizon, loss weights)."""
+    steps: int = 6000
+    """Optimiser steps (the cosine schedule spans them)."""
+    minutes: float | None = None
+    """Training time budget; the schedule is paced to end by then."""
+    batch_size: int = 256
+    """Examples per step."""
+    lr: float = 1e-3
+    """Peak AdamW learning rate."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    warmup_steps: int = 200
+    """Linear warm-up before the cosine decay."""
+    val_fraction: float = 0.05
+    """Share of episodes held out to measure dream error."""
+    log_every: int = 100
+    """Steps between metrics.jsonl lines."""
+    seed: int = 0
+    """Seed of weights, split and batches."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+    device: str = "auto"
+    """auto, cpu or cuda."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, str):
+            self.data = [self.data]
+        if isinstance(self.oracle_dreams, str):
+            self.oracle_dreams = [self.oracle_dreams]
+        if not self.data:
+            raise ValueError("data must name at least one dataset directory")
+        for name in ("steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if not 0 <= self.val_fraction < 0.5:
+            raise ValueError(f"val_fraction must lie in [0, 0.5), got {self.val_fraction}")
+        if not self.lr > 0 or self.warmup_steps < 0:
+            raise ValueError("lr must be positive and warmup_steps >= 0")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if isinstance(self.world_model, dict):
+            self.world_model = WorldModelConfig(**self.world_model)
+
+
+@dataclass
+class CollectDreamsConfig:
+    """`reverie collect-dreams`: the policy's K candidates per decision with their simulated futures."""
+
+    checkpoint: str = "runs/push"
+    """Policy run whose candidates are recorded."""
+    out: str = "data/push_dreams"
+    """Directory to write dreams.safetensors and dreams.json to."""
+    episodes: int = 100
+    """Episodes to run."""
+    seed: int = 3_000_000
+    """First reset seed (apart from the test seeds 1,000,000+ and validation seeds 2,000,000+)."""
+    k: int = 16
+    """Candidates per decision."""
+    batch: int = 25
+    """Episodes in lockstep."""
+    device: str = "cpu"
+    """cpu or cuda."""
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.k < 1 or self.batch < 1:
+            raise ValueError("episodes, k and batch must be >= 1")
+
+
+@dataclass
 class EvalConfig:
     """`reverie eval`: closed-loop success of a trained policy."""
 
@@ -192,12 +276,46 @@ class EvalConfig:
     """Override whether each new chunk is held to the action already sent."""
     video: str | None = None
     """Record the first episode to this .gif (or .mp4 with PyAV)."""
+    planner: str | None = None
+    """Choose among K dreamed candidates with this planner (value); none runs the plain policy."""
+    dreamer: str = "learned"
+    """What dreams the candidates: learned (needs world_model=) or oracle (the simulator)."""
+    world_model: str | None = None
+    """World-model run for dreamer=learned."""
+    k: int = 16
+    """Candidates per decision (with a planner)."""
+    refine: int = 0
+    """Re-denoise the chosen trajectory's last X steps and keep it if it dreams better (0: off)."""
+    refine_candidates: int = 4
+    """Variants per refinement."""
+    refine_strength: float = 0.4
+    """Share of the denoising schedule a refinement runs."""
+    audit: bool = False
+    """Also replay every candidate in the simulator and report dream fidelity (slow)."""
+    displace_step: int | None = None
+    """Harder setting: at this control step move the cube ``displace_cm`` in a seeded direction."""
+    displace_cm: float = 6.0
+    """Distance of the mid-episode displacement, cm."""
     out: str | None = None
     """Also write the JSON result to this file."""
     device: str = "cpu"
     """cpu or cuda."""
 
     def __post_init__(self) -> None:
+        from policy.controller import ControllerConfig
+        from policy.dreamers import DREAMERS
+        from policy.planners.registry import PLANNERS
+
+        if self.planner is not None and self.planner not in PLANNERS:
+            raise ValueError(f"unknown planner {self.planner!r}; choose one of {', '.join(PLANNERS)}")
+        if self.dreamer not in DREAMERS:
+            raise ValueError(f"unknown dreamer {self.dreamer!r}; choose one of {', '.join(DREAMERS)}")
+        if self.planner and self.dreamer == "learned" and not self.world_model:
+            raise ValueError("planner with dreamer=learned needs world_model=RUN (a `reverie "
+                             "train-world-model` run), or use dreamer=oracle")
+        ControllerConfig(self.k, self.refine, self.refine_candidates, self.refine_strength)
+        if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
+            raise ValueError("displace_step must be >= 1 and displace_cm > 0")
         if self.task is not None:
             get_task(self.task)
         if self.robot is not None:
@@ -295,6 +413,8 @@ class RunConfig:
 COMMAND_CONFIGS: dict[str, type] = {
     "train": TrainConfig,
     "eval": EvalConfig,
+    "train_world_model": WorldModelTrainConfig,
+    "collect_dreams": CollectDreamsConfig,
     "bench_latency": BenchLatencyConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,

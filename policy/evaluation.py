@@ -10,7 +10,10 @@ collection's (0..episodes-1), so evaluation scenes are ones the policy has not s
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from policy.controller import Controller, Decision
+from policy.decision_stats import DecisionStats
 from policy.diffusion.policy import DiffusionPolicy
 from sim.bench import wilson_interval
 from sim.env import ReverieEnv
@@ -31,8 +36,16 @@ watching (or choosing by) the learning curve never peeks at the test episodes.""
 
 def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED, *,
              batch: int = 50, steps: int | None = None, video: str | Path | None = None,
-             progress: bool = True, generator_seed: int = 0) -> dict[str, Any]:
-    """Success rate (95 % Wilson interval), mean time to success and per-seed outcomes."""
+             progress: bool = True, generator_seed: int = 0, controller: Controller | None = None,
+             displace: Displacement | None = None,
+             on_decisions: Callable[[list[Decision]], None] | None = None) -> dict[str, Any]:
+    """Success rate (95 % Wilson interval), mean time to success and per-seed outcomes.
+
+    With a ``controller`` the episodes are driven by sample -> dream -> choose (its policy must be
+    ``policy``) and the result gains a ``controller`` section; ``displace`` moves the cube
+    mid-episode (a harder setting)."""
+    if controller is not None and controller.policy is not policy:
+        raise ValueError("the controller must drive the policy being evaluated")
     if episodes < 1 or batch < 1:
         raise ValueError(f"episodes and batch must be >= 1, got {episodes}, {batch}")
     task, robot = policy.shapes.task, policy.shapes.robot
@@ -40,11 +53,17 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     outcomes: list[dict[str, Any]] = []
     frames: list[np.ndarray] = []
     t0 = time.perf_counter()
+    stats = DecisionStats()
     bar = tqdm(total=episodes, desc=f"eval {task}/{robot}", unit="ep", disable=not progress)
     for start in range(0, episodes, batch):
         seeds = list(range(seed + start, seed + min(start + batch, episodes)))
         record = video is not None and start == 0
-        outcomes += _run_wave(policy, task, robot, seeds, steps, gen, frames if record else None)
+        outcomes += _run_wave(policy, task, robot, seeds, steps, gen, frames if record else None,
+                              controller, displace)
+        if controller is not None:
+            stats.add(controller.decisions)
+            if on_decisions is not None:
+                on_decisions(controller.decisions)
         bar.update(len(seeds))
         bar.set_postfix(success=f"{np.mean([o['success'] for o in outcomes]):.2f}")
     bar.close()
@@ -54,7 +73,13 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     inside = [d for o in outcomes for d in o.pop("_inside")]
     boundary = [d for o in outcomes for d in o.pop("_boundary")]
     lo, hi = wilson_interval(len(wins), len(outcomes))
-    return {
+    extra: dict[str, Any] = {}
+    if controller is not None:
+        extra["controller"] = {"planner": controller.planner.name, "dreamer": controller.dreamer.name,
+                               **dataclasses.asdict(controller.cfg), **stats.summary()}
+    if displace is not None:
+        extra["displace"] = dataclasses.asdict(displace)
+    return {**extra,
         "task": task, "robot": robot, "episodes": len(outcomes), "seed": seed,
         "inference_steps": steps or policy.cfg.num_inference_steps, "scheduler": policy.cfg.scheduler,
         "success_rate": len(wins) / len(outcomes), "ci95": [lo, hi],
@@ -65,19 +90,45 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     }
 
 
+@dataclass
+class Displacement:
+    """At control step ``step`` each episode's cube jumps ``cm`` centimetres in a direction drawn
+    from the episode's seed (clipped to the workspace)."""
+
+    step: int = 30
+    cm: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.step < 1 or self.cm <= 0:
+            raise ValueError(f"displacement needs step >= 1 and cm > 0, got {self.step}, {self.cm}")
+
+    def offset(self, seed: int) -> np.ndarray:
+        angle = np.random.default_rng(seed).uniform(0, 2 * np.pi)
+        return self.cm / 100 * np.array([np.cos(angle), np.sin(angle)])
+
+
 def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], steps: int | None,
-              gen: torch.Generator, frames: list[np.ndarray] | None) -> list[dict[str, Any]]:
+              gen: torch.Generator, frames: list[np.ndarray] | None, controller: Controller | None = None,
+              displace: Displacement | None = None) -> list[dict[str, Any]]:
     envs = [ReverieEnv(task, robot, render_mode="rgb_array" if frames is not None and i == 0 else None)
             for i in range(len(seeds))]
     try:
         obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
-        policy.reset()
+        agent: DiffusionPolicy | Controller = policy if controller is None else controller
+        if controller is None:
+            policy.reset()
+        else:
+            controller.reset(envs)
         done = [False] * len(envs)
         result: list[dict[str, Any]] = [{"seed": s, "success": False, "steps": 0, "time_s": None,
                                          "_inside": [], "_boundary": []} for s in seeds]
         ta, n_joints, t, previous = policy.cfg.n_action_steps, policy.shapes.action_dim - 1, 0, None
         while not all(done):
-            actions = policy.select_action(obs, steps=steps, generator=gen)
+            if displace is not None and t == displace.step:
+                for i, env in enumerate(envs):
+                    if not done[i]:
+                        obs[i] = env.displace(displace.offset(seeds[i]))
+            actions = agent.select_action(obs, steps=steps, generator=gen)
             if previous is not None:  # how far the arm's targets jump per step, by where the step falls
                 jump = np.linalg.norm(actions[:, :n_joints] - previous[:, :n_joints], axis=1)
                 side = "_boundary" if t % ta == 0 else "_inside"

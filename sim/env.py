@@ -98,6 +98,21 @@ class ReverieEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
+    def displace(self, offset_xy: np.ndarray, cube: int = 0) -> dict[str, Any]:
+        """Move a cube by ``offset_xy`` (m) on the table, at rest (a disturbance mid-episode);
+        returns the new observation."""
+        if not self.task.cubes:
+            raise ValueError(f"task {self.task.name!r} has no cube to displace")
+        name = self.task.cubes[cube]
+        pose = self.scene.object_pose(name)
+        lo = np.asarray(self.task.ws.center) - self.task.ws.half_extent
+        hi = np.asarray(self.task.ws.center) + self.task.ws.half_extent
+        xy = np.clip(pose[:2] + np.asarray(offset_xy, dtype=float), lo, hi)
+        yaw = 2 * np.arctan2(pose[6], pose[3])
+        self.scene.set_cube(name, xy, yaw, max(pose[2], self.task.ws.cube_half))
+        mujoco.mj_forward(self.scene.model, self.scene.data)
+        return self._observe()
+
     # ---- internals ---------------------------------------------------------------------
     def _reset_state(self, rng: np.random.Generator) -> dict[str, Any]:
         s = self.scene

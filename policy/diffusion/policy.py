@@ -33,6 +33,26 @@ from sim.data.format import frame_from_obs
 Observation = dict[str, Any]
 
 
+def obs_vectors(batch: list[Observation], obs_dims: dict[str, int], trained_on: str) -> np.ndarray:
+    """Observation dicts -> (B, sum(obs_dims)) vectors of the named dataset features, checked."""
+    try:
+        frames = [frame_from_obs(o) for o in batch]
+    except KeyError as e:
+        raise ValueError(f"observation lacks {e.args[0]!r}; pass the environment's or robot's "
+                         "observation dict") from None
+    missing = [f for f in obs_dims if f not in frames[0]]
+    if missing:
+        raise ValueError(f"observation lacks {missing}; this model was trained on {trained_on}")
+    vec = np.stack([np.concatenate([fr[f] for f in obs_dims]) for fr in frames])
+    if vec.shape[1] != sum(obs_dims.values()):
+        raise ValueError(f"observation has {vec.shape[1]} state values, the model expects "
+                         f"{sum(obs_dims.values())} ({trained_on})")
+    if not np.all(np.isfinite(vec)):
+        raise ValueError("observation contains NaN or inf; refusing to act on it")
+    return vec
+
+
+
 class DiffusionPolicy(nn.Module):
     """Denoises (H, A) joint trajectories conditioned on the last To observations.
 
@@ -112,21 +132,7 @@ class DiffusionPolicy(nn.Module):
     def observe(self, obs: Observation | list[Observation]) -> None:
         """Append one observation (or one per batch row) to the history."""
         batch = [obs] if isinstance(obs, dict) else list(obs)
-        try:
-            frames = [frame_from_obs(o) for o in batch]
-        except KeyError as e:
-            raise ValueError(f"observation lacks {e.args[0]!r}; pass the environment's or robot's "
-                             "observation dict") from None
-        missing = [f for f in self.shapes.obs_dims if f not in frames[0]]
-        if missing:
-            raise ValueError(f"observation lacks {missing}; this policy was trained on task "
-                             f"{self.shapes.task!r} with robot {self.shapes.robot!r}")
-        vec = np.stack([np.concatenate([fr[f] for f in self.shapes.obs_dims]) for fr in frames])
-        if vec.shape[1] != self.shapes.obs_dim:
-            raise ValueError(f"observation has {vec.shape[1]} state values, the policy expects "
-                             f"{self.shapes.obs_dim} ({self.shapes.task}/{self.shapes.robot})")
-        if not np.all(np.isfinite(vec)):
-            raise ValueError("observation contains NaN or inf; refusing to act on it")
+        vec = obs_vectors(batch, self.shapes.obs_dims, f"{self.shapes.task}/{self.shapes.robot}")
         if self._history and self._history[-1].shape != vec.shape:
             raise ValueError("batch size changed mid-episode; call reset() between episodes")
         if not self._history:  # fill the window with the first observation
@@ -144,13 +150,11 @@ class DiffusionPolicy(nn.Module):
         dev = self.obs_norm.centre.device
         return torch.as_tensor(np.stack(list(self._history), axis=1), dtype=torch.float32, device=dev)
 
-    def predict_action_chunk(self, obs: Observation | list[Observation] | None = None,
-                             **sample_kw: Any) -> np.ndarray:
-        """The next Ta actions (B, Ta, A) from the history (after adding ``obs`` if given)."""
-        if obs is not None:
-            self.observe(obs)
+    def candidates(self, k: int = 1, **sample_kw: Any) -> Tensor:
+        """K raw trajectories (B, k, H, A) from the history; with ``inpaint_past`` their first
+        To-1 steps are held to the actions already sent."""
         if not self._history:
-            raise ValueError("no observation yet: pass one to predict_action_chunk")
+            raise ValueError("no observation yet: call observe() (or pass one to predict_action_chunk)")
         window = self.observation_window()
         to, h = self.cfg.n_obs_steps, self.cfg.horizon
         if self.cfg.inpaint_past and to > 1 and len(self._sent) == to - 1 and "known" not in sample_kw:
@@ -158,9 +162,24 @@ class DiffusionPolicy(nn.Module):
             known[:, : to - 1] = torch.as_tensor(np.stack(list(self._sent), axis=1), dtype=torch.float32)
             keep = torch.arange(h, device=window.device) < to - 1
             sample_kw = {**sample_kw, "known": known, "keep": keep}
-        traj = self.sample(window, self._instructions, 1, **sample_kw)[:, 0]
-        chunk = traj[:, to - 1: to - 1 + self.cfg.n_action_steps]
-        return chunk.cpu().numpy()
+        return self.sample(window, self._instructions, k, **sample_kw)
+
+    def chunk_of(self, traj: Tensor | np.ndarray) -> np.ndarray:
+        """The Ta steps to execute from trajectories (..., H, A): steps To-1 .. To-1+Ta-1."""
+        to = self.cfg.n_obs_steps
+        chunk = traj[..., to - 1: to - 1 + self.cfg.n_action_steps, :]
+        return chunk.cpu().numpy() if isinstance(chunk, Tensor) else np.asarray(chunk)
+
+    def predict_action_chunk(self, obs: Observation | list[Observation] | None = None,
+                             **sample_kw: Any) -> np.ndarray:
+        """The next Ta actions (B, Ta, A) from the history (after adding ``obs`` if given)."""
+        if obs is not None:
+            self.observe(obs)
+        return self.chunk_of(self.candidates(1, **sample_kw)[:, 0])
+
+    def record_sent(self, action: np.ndarray) -> None:
+        """Remember an action (B, A) that was sent, for ``inpaint_past``."""
+        self._sent.append(action)
 
     def select_action(self, obs: Observation | list[Observation], **sample_kw: Any) -> np.ndarray:
         """One action per call: (A,) for one observation dict, (B, A) for a list of them."""
@@ -168,5 +187,5 @@ class DiffusionPolicy(nn.Module):
         if not self._queue:
             self._queue.extend(self.predict_action_chunk(**sample_kw).transpose(1, 0, 2))
         action = self._queue.popleft()
-        self._sent.append(action)
+        self.record_sent(action)
         return action[0] if isinstance(obs, dict) else action

@@ -29,3 +29,22 @@ def reach_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "reach"
     collect("reach", "panda", 4, out, num_envs=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def push_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "push"
+    collect("push", "panda", 4, out, num_envs=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def push_run(push_data, tmp_path_factory):
+    """A tiny Push policy trained for a few steps (behaviour does not matter, shapes do)."""
+    from policy.configs import TrainConfig
+    from policy.training.loop import train
+
+    out = tmp_path_factory.mktemp("runs") / "push"
+    train(TrainConfig(data=str(push_data), out=str(out), policy=dict(TINY), steps=10, batch_size=16,
+                      log_every=5, save_every=10, eval_episodes=0, warmup_steps=2, progress=False))
+    return out

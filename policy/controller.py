@@ -1,0 +1,234 @@
+"""The control cycle: encode -> sample K -> dream -> choose -> (refine) -> execute.
+
+```
+every Ta steps, per batch of B observations:
+  window, history      the policy's To observations; the dreamer's own encoding of them
+  candidates           policy.candidates(K)                  (B, K, H, A), one batched call
+  futures              steps To-1 .. of each candidate, padded to the dream horizon
+  dreams               dreamer.dream(latent, futures)        (B, K, H, ...), one batched call
+  choice               planner.choose(query) per row         index, scores, reason
+  refine (last X)      keep the first H-X steps of the choice, re-denoise the rest from a
+                       partly noised copy (strength), R variants in one call; dream them and
+                       keep the best if it scores higher than the choice
+  execute              the chosen trajectory's steps To-1 .. To-1+Ta-1 go to the action queue
+```
+Every cycle leaves one ``Decision`` per batch row: all candidates, their dreams, scores, the
+choice, refinements and the reason (plain data for logs, rerun and the planner's memory).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from policy.diffusion.policy import DiffusionPolicy, Observation
+from policy.dreamers import Dreamer
+from policy.dreams import Dreams
+from policy.planners.base import Planner, PlanQuery
+from sim import keys
+
+
+@dataclass
+class ControllerConfig:
+    k: int = 16
+    """Candidate trajectories sampled per decision."""
+    refine: int = 0
+    """Re-denoise the chosen trajectory's last X steps (0: never, unless the planner asks)."""
+    refine_candidates: int = 4
+    """Variants drawn per refinement (one batched call)."""
+    refine_strength: float = 0.4
+    """Share of the denoising schedule a refinement runs (0.4 of 10 steps = 4 steps)."""
+    steps: int | None = None
+    """Denoising steps of a full sample (the policy's setting when omitted)."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.refine_candidates < 1:
+            raise ValueError(f"k and refine_candidates must be >= 1, got {self.k}, {self.refine_candidates}")
+        if self.refine < 0:
+            raise ValueError(f"refine (last X steps) must be >= 0, got {self.refine}")
+        if not 0 < self.refine_strength <= 1:
+            raise ValueError(f"refine_strength must lie in (0, 1], got {self.refine_strength}")
+
+
+@dataclass
+class Refinement:
+    last_x: int
+    before: np.ndarray
+    """(H, A) the trajectory refined."""
+    variants: np.ndarray
+    """(R, H, A) re-denoised variants (first H - last_x steps identical to ``before``)."""
+    score_before: float
+    scores: np.ndarray
+    kept: bool
+    denoising_steps: int
+    """Denoising steps each variant ran."""
+
+
+@dataclass
+class Decision:
+    """One control cycle for one observation (see the module docstring)."""
+
+    step: int
+    candidates: np.ndarray
+    """(K, H, A) sampled trajectories (policy time base: the first To-1 steps are the past)."""
+    dreams: dict[str, np.ndarray]
+    """Each ``Dreams`` field for this observation's K candidates: (K, H, ...)."""
+    scores: np.ndarray
+    choice: int
+    reason: str
+    planner: str
+    dreamer: str
+    chosen: np.ndarray
+    """(H, A) the trajectory executed (the choice, or its kept refinement)."""
+    refinements: list[Refinement] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    audit: dict[str, Any] | None = None
+    """With an auditing oracle: the true futures of the same candidates and fidelity figures."""
+    observations: list[Observation] = field(default_factory=list)
+    """The To observations the decision was made from, oldest first."""
+
+
+def dream_inputs(trajs: np.ndarray, n_obs_steps: int, horizon: int) -> np.ndarray:
+    """Policy trajectories (..., H, A) -> dreamer input from the current step: drop the To-1
+    past steps and repeat the last target to fill ``horizon`` (the arm holds its final target)."""
+    future = trajs[..., n_obs_steps - 1:, :]
+    missing = horizon - future.shape[-2]
+    if missing > 0:
+        future = np.concatenate([future, np.repeat(future[..., -1:, :], missing, axis=-2)], axis=-2)
+    return future[..., :horizon, :]
+
+
+class Controller:
+    """Drives a batch of environments (or one robot) with sample -> dream -> choose -> refine."""
+
+    def __init__(self, policy: DiffusionPolicy, dreamer: Dreamer, planner: Planner,
+                 cfg: ControllerConfig | None = None, audit: Dreamer | None = None) -> None:
+        self.policy, self.dreamer, self.planner = policy, dreamer, planner
+        self.cfg = cfg or ControllerConfig()
+        self.audit = audit
+        h = policy.cfg.horizon
+        if self.cfg.refine >= h - policy.cfg.n_obs_steps + 1:
+            raise ValueError(f"refine={self.cfg.refine} would re-denoise steps already executing; "
+                             f"use at most {h - policy.cfg.n_obs_steps} (horizon {h})")
+        self.decisions: list[Decision] = []
+        self.reset()
+
+    # ---- the shapes evaluation needs (same as the policy's) ----------------------------------
+    @property
+    def shapes(self):
+        return self.policy.shapes
+
+    def reset(self, envs: list | None = None) -> None:
+        """Start episodes; ``envs`` are the simulated environments (needed by the oracle)."""
+        self.policy.reset()
+        self._queue: deque[np.ndarray] = deque()
+        self._history: deque[list[Observation]] = deque(maxlen=self.policy.cfg.n_obs_steps)
+        self._step = 0
+        self.decisions = []
+        if envs is not None:
+            for d in (self.dreamer, self.audit):
+                if d is not None:
+                    d.attach(envs)
+
+    def select_action(self, obs: Observation | list[Observation], steps: int | None = None,
+                      generator: torch.Generator | None = None) -> np.ndarray:
+        """One action per call: (A,) for one observation dict, (B, A) for a list of them."""
+        batch = [obs] if isinstance(obs, dict) else list(obs)
+        self.policy.observe(batch)
+        self._history.append(batch)
+        if not self._queue:
+            decisions = self.plan(batch, steps or self.cfg.steps, generator)
+            chosen = np.stack([d.chosen for d in decisions])
+            self._queue.extend(self.policy.chunk_of(chosen).transpose(1, 0, 2))
+        action = self._queue.popleft()
+        self.policy.record_sent(action)
+        self._step += 1
+        return action[0] if isinstance(obs, dict) else action
+
+    # ---- one cycle ---------------------------------------------------------------------------
+    def plan(self, batch: list[Observation], steps: int | None = None,
+             generator: torch.Generator | None = None) -> list[Decision]:
+        pc, c = self.policy.cfg, self.cfg
+        t0 = time.perf_counter()
+        cands = self.policy.candidates(c.k, steps=steps, generator=generator).cpu().numpy()
+        t1 = time.perf_counter()
+        latent = self.dreamer.encode(list(self._history))
+        dreams = self.dreamer.dream(latent, dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon))
+        t2 = time.perf_counter()
+        limits = (self.policy.action_norm.centre - self.policy.action_norm.half_range,
+                  self.policy.action_norm.centre + self.policy.action_norm.half_range)
+        limits = self._limits = tuple(x.cpu().numpy() for x in limits)
+        choices = [self.planner.choose(self._query(cands[b], dreams.row(b), batch[b], limits))
+                   for b in range(len(batch))]
+        t3 = time.perf_counter()
+        chosen = np.stack([cands[b, ch.index] for b, ch in enumerate(choices)])
+        refinements: list[list[Refinement]] = [[] for _ in batch]
+        last_x = max([c.refine] + [ch.refine_last for ch in choices])
+        if last_x:
+            chosen, refinements = self._refine(batch, chosen, choices, latent, last_x, steps, generator,
+                                               limits)
+        t4 = time.perf_counter()
+        timings = {"sample": (t1 - t0) * 1e3, "dream": (t2 - t1) * 1e3, "choose": (t3 - t2) * 1e3,
+                   "refine": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
+        audits = self._audit(cands, dreams, choices) if self.audit is not None else [None] * len(batch)
+        out = [Decision(self._step, cands[b], dreams.take_row(b), choices[b].scores, choices[b].index,
+                        choices[b].reason, self.planner.name, self.dreamer.name, chosen[b], refinements[b],
+                        timings, audits[b], [obs[b] for obs in self._history]) for b in range(len(batch))]
+        self.decisions.extend(out)
+        return out
+
+    def _query(self, cands: np.ndarray, dreams: Dreams, obs: Observation, limits) -> PlanQuery:
+        pc = self.policy.cfg
+        return PlanQuery(dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon), dreams,
+                         obs.get(keys.INSTRUCTION), obs, limits)
+
+    def _refine(self, batch, chosen, choices, latent, last_x, steps, generator, limits):
+        pc, c = self.policy.cfg, self.cfg
+        h = pc.horizon
+        keep = torch.arange(h) < h - last_x
+        window = self.policy.observation_window()
+        variants = self.policy.sample(window, self.policy._instructions, c.refine_candidates,
+                                      known=torch.as_tensor(chosen, dtype=torch.float32), keep=keep,
+                                      strength=c.refine_strength, steps=steps,
+                                      generator=generator).cpu().numpy()
+        dreams = self.dreamer.dream(latent, dream_inputs(variants, pc.n_obs_steps, self.dreamer.horizon))
+        total = steps or pc.num_inference_steps
+        used = len(range(min(total - 1, round(total * (1 - c.refine_strength))), total))
+        out_chosen, out_ref = chosen.copy(), []
+        for b in range(len(batch)):
+            scores = self.planner.score(self._query(variants[b], dreams.row(b), batch[b], limits))
+            before = float(choices[b].scores[choices[b].index])
+            kept = bool(scores.max() > before)
+            if kept:
+                out_chosen[b] = variants[b, int(np.argmax(scores))]
+            out_ref.append([Refinement(last_x, chosen[b], variants[b], before, scores, kept, used)])
+        return out_chosen, out_ref
+
+    def _audit(self, cands: np.ndarray, dreams: Dreams, choices) -> list[dict[str, Any]]:
+        """True futures of the same candidates from the oracle, and how well the dreams matched."""
+        pc = self.policy.cfg
+        true = self.audit.dream(self.audit.encode(list(self._history)),
+                                dream_inputs(cands, pc.n_obs_steps, self.audit.horizon))
+        h = min(true.shape[2], dreams.shape[2])
+        out = []
+        for b in range(cands.shape[0]):
+            ee = np.linalg.norm(dreams.ee_pos[b, :, :h] - true.ee_pos[b, :, :h], axis=-1).mean(0)
+            obj = np.zeros(h)
+            if true.object_pos.shape[3]:
+                gap = dreams.object_pos[b, :, :h] - true.object_pos[b, :, :h]
+                obj = np.linalg.norm(gap, axis=-1).mean((0, 2))
+            pred_p, true_p = dreams.progress[b, :, h - 1], true.progress[b, :, h - 1]
+            true_scores = self.planner.score(PlanQuery(dream_inputs(cands[b], pc.n_obs_steps, h),
+                                                       true.row(b), joint_limits=self._limits))
+            true_choice = int(np.argmax(true_scores))
+            top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)
+            out.append({"ee_err_m": ee, "object_err_m": obj, "pred_progress": pred_p, "true_progress": true_p,
+                        "true_success": true.success[b, :, h - 1], "true_best": true_choice,
+                        "agree": true_choice == choices[b].index, "decisive": bool(top2[1] - top2[0] > 0.01),
+                        "regret": float(true_scores.max() - true_scores[choices[b].index])})
+        return out

@@ -1,0 +1,94 @@
+"""Summaries of many ``Decision`` records: timing, refinement and (with an auditing oracle) dream
+fidelity: position error at dream steps 4, 8 and 16, top-1 agreement and Spearman correlation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from policy.controller import Decision
+
+REPORT_STEPS = (4, 8, 16)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Rank correlation (ties averaged); None when either side is constant."""
+    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
+    if ra.std() < 1e-12 or rb.std() < 1e-12:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+class DecisionStats:
+    """Accumulates decisions wave by wave (keeping only numbers, not the records)."""
+
+    def __init__(self) -> None:
+        self.timings: list[dict[str, float]] = []
+        self.refined = self.kept = 0
+        self.prefix_err: list[float] = []
+        self.refine_steps: list[float] = []
+        self.ee_err: list[np.ndarray] = []
+        self.obj_err: list[np.ndarray] = []
+        self.agree: list[bool] = []
+        self.decisive: list[bool] = []
+        self.regret: list[float] = []
+        self.rho: list[float] = []
+        self.pred: list[np.ndarray] = []
+        self.true: list[np.ndarray] = []
+        self.cycles = 0
+
+    def add(self, decisions: list[Decision]) -> None:
+        seen: set[int] = set()
+        for d in decisions:
+            if id(d.timings_ms) not in seen:  # one timing record per batched cycle
+                seen.add(id(d.timings_ms))
+                self.timings.append(d.timings_ms)
+            for r in d.refinements:
+                self.refined += 1
+                self.kept += int(r.kept)
+                keep = r.before.shape[0] - r.last_x
+                self.prefix_err.append(float(np.abs(r.variants[:, :keep] - r.before[:keep]).max()))
+                self.refine_steps.append(r.denoising_steps)
+            if d.audit is not None:
+                a = d.audit
+                self.ee_err.append(a["ee_err_m"])
+                self.obj_err.append(a["object_err_m"])
+                self.agree.append(bool(a["agree"]))
+                self.decisive.append(bool(a["decisive"]))
+                self.regret.append(float(a["regret"]))
+                self.pred.append(a["pred_progress"])
+                self.true.append(a["true_progress"])
+                rho = spearman(a["pred_progress"], a["true_progress"])
+                if rho is not None:
+                    self.rho.append(rho)
+        self.cycles += len(seen)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"cycles": self.cycles}
+        if self.timings:
+            out["cycle_ms_median"] = {k: float(np.median([t[k] for t in self.timings]))
+                                      for k in self.timings[0]}
+        if self.refined:
+            out["refinement"] = {"count": self.refined, "kept_share": self.kept / self.refined,
+                                 "max_prefix_change_rad": max(self.prefix_err),
+                                 "denoising_steps_each": float(np.mean(self.refine_steps))}
+        if self.agree:
+            ee, obj = np.stack(self.ee_err), np.stack(self.obj_err)
+            h = ee.shape[1]
+            pooled = spearman(np.concatenate(self.pred), np.concatenate(self.true))
+            out["fidelity"] = {
+                "decisions": len(self.agree),
+                "ee_err_cm": {str(s): float(ee[:, s - 1].mean() * 100) for s in REPORT_STEPS if s <= h},
+                "object_err_cm": {str(s): float(obj[:, s - 1].mean() * 100) for s in REPORT_STEPS if s <= h},
+                "top1_agreement": float(np.mean(self.agree)),
+                "top1_agreement_decisive": (float(np.mean(np.asarray(self.agree)[self.decisive]))
+                                            if any(self.decisive) else None),
+                "decisive_decisions": int(np.sum(self.decisive)),
+                "mean_regret": float(np.mean(self.regret)),
+                "spearman_progress_mean": float(np.mean(self.rho)) if self.rho else None,
+                "spearman_decisions": len(self.rho),
+                "spearman_progress_pooled": pooled,
+            }
+        return out

@@ -1,0 +1,143 @@
+"""Dreamers: ``encode(history) -> latent`` and ``dream(latent, trajectories) -> Dreams``.
+
+``learned`` runs the trained world model. ``oracle`` replays every candidate in a copy of the
+MuJoCo simulation from the exact current state: the upper bound of choosing by dreams, available
+in simulation only. Both take the same input and fill the same ``Dreams`` record.
+
+``history`` is the last To observations, oldest first, each a list with one observation dict per
+batch row; ``trajectories`` are (B, K, H, A) absolute joint targets from the current step.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import mujoco
+import numpy as np
+import torch
+
+from policy.diffusion.policy import Observation, obs_vectors
+from policy.dreams import Dreams, holding_label, touching_label
+from sim import keys
+from sim.env import ReverieEnv
+
+History = Sequence[list[Observation]]
+
+
+class Dreamer(Protocol):
+    name: str
+    horizon: int
+
+    def attach(self, envs: list[ReverieEnv]) -> None:
+        """The environments being controlled (the oracle copies their state; others ignore it)."""
+
+    def encode(self, history: History) -> Any: ...
+
+    def dream(self, latent: Any, trajs: np.ndarray) -> Dreams: ...
+
+
+class LearnedDreamer:
+    """The trained world model behind the Dreamer interface."""
+
+    name = "learned"
+
+    def __init__(self, world_model) -> None:
+        self.model = world_model
+        self.horizon = world_model.cfg.horizon
+
+    def attach(self, envs: list[ReverieEnv]) -> None:
+        del envs
+
+    @torch.no_grad()
+    def encode(self, history: History):
+        to, shapes = self.model.cfg.n_obs_steps, self.model.shapes
+        frames = [obs_vectors(batch, shapes.obs_dims, f"{shapes.task}/{shapes.robot}") for batch in history]
+        frames = [frames[0]] * max(0, to - len(frames)) + frames[-to:]
+        dev = self.model.obs_norm.centre.device
+        return self.model.encode(torch.as_tensor(np.stack(frames, axis=1), dtype=torch.float32, device=dev))
+
+    @torch.no_grad()
+    def dream(self, latent, trajs: np.ndarray) -> Dreams:
+        dev = self.model.obs_norm.centre.device
+        return self.model.dream(latent, torch.as_tensor(trajs, dtype=torch.float32, device=dev))
+
+
+class OracleDreamer:
+    """Replays candidates in a shadow copy of each attached environment (simulation only)."""
+
+    name = "oracle"
+
+    def __init__(self, horizon: int = 16) -> None:
+        self.horizon = horizon
+        self.envs: list[ReverieEnv] = []
+        self._shadow: ReverieEnv | None = None
+
+    def attach(self, envs: list[ReverieEnv]) -> None:
+        if not envs:
+            raise ValueError("the oracle dreamer needs the simulated environments it should copy")
+        first = envs[0]
+        if self._shadow is None or (self._shadow.task.name, self._shadow.robot.name) != (
+                first.task.name, first.robot.name):
+            self._shadow = ReverieEnv(first.task.name, first.robot.name, control_dt=first.control_dt,
+                                      sim_dt=first.sim_dt, max_episode_steps=10**9)
+        self.envs = envs
+
+    def encode(self, history: History) -> list[tuple[np.ndarray, Any]]:
+        del history
+        if not self.envs:
+            raise ValueError("the oracle dreamer is not attached to any environment (simulation only)")
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        snaps = []
+        for env in self.envs:
+            m, d = env.scene.model, env.scene.data
+            state = np.empty(mujoco.mj_stateSize(m, spec))
+            mujoco.mj_getState(m, d, state, spec)
+            snaps.append((state, copy.deepcopy(env.task)))
+        return snaps
+
+    def dream(self, latent: list[tuple[np.ndarray, Any]], trajs: np.ndarray) -> Dreams:
+        b, k, h, _ = trajs.shape
+        if len(latent) != b:
+            raise ValueError(f"{len(latent)} simulator snapshots for {b} batches of trajectories")
+        env = self._shadow
+        n = len(env.task.cubes)
+        out = {"ee_pos": np.zeros((b, k, h, 3)), "object_pos": np.zeros((b, k, h, n, 3)),
+               "progress": np.zeros((b, k, h)), "success": np.zeros((b, k, h))}
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        m, d = env.scene.model, env.scene.data
+        for i, (state, task) in enumerate(latent):
+            for j in range(k):
+                mujoco.mj_setState(m, d, state, spec)
+                mujoco.mj_forward(m, d)
+                env.task = copy.deepcopy(task)
+                solved = False
+                for t in range(h):
+                    obs, progress, _, _, info = env.step(trajs[i, j, t])
+                    solved = solved or bool(info["success"])
+                    out["ee_pos"][i, j, t] = obs[keys.EE_POSE][:3]
+                    if n:
+                        out["object_pos"][i, j, t] = obs[keys.OBJECT_POSES][:, :3]
+                    out["progress"][i, j, t], out["success"][i, j, t] = progress, float(solved)
+        cube_half = env.task.ws.cube_half
+        return Dreams(ee_pos=out["ee_pos"], object_pos=out["object_pos"],
+                      holding=holding_label(out["object_pos"], cube_half),
+                      touching=touching_label(out["ee_pos"], out["object_pos"]),
+                      progress=out["progress"], success=out["success"])
+
+
+DREAMERS: dict[str, Callable[..., Dreamer]] = {"learned": LearnedDreamer, "oracle": OracleDreamer}
+"""Dreamer name -> constructor (``learned`` takes a world model; ``oracle`` a horizon)."""
+
+
+def make_dreamer(name: str, world_model=None, horizon: int = 16) -> Dreamer:
+    if name not in DREAMERS:
+        raise ValueError(f"unknown dreamer {name!r}; choose one of {', '.join(DREAMERS)}")
+    if name == "learned":
+        if world_model is None:
+            raise ValueError("dreamer=learned needs a trained world model: pass world_model=RUN "
+                             "(train one with `reverie train-world-model`), or use dreamer=oracle in "
+                             "simulation")
+        return LearnedDreamer(world_model)
+    return OracleDreamer(horizon)

@@ -1,0 +1,48 @@
+"""The planner interface: given K candidates and their dreams, choose one and say why.
+
+A planner sees one observation's decision at a time (``PlanQuery``), so a slow planner (a
+language model) and a fast one (``value``) share one interface. It answers with a ``Choice``:
+the index, a score per candidate, a reason in words and, optionally, a request to refine the
+choice (re-denoise its last ``refine_last`` steps) before it is executed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from policy.dreams import Dreams
+
+
+@dataclass
+class PlanQuery:
+    """One decision's input. ``candidates`` (K, H, A) start at the current step; ``dreams`` has
+    a batch axis of 1 (see ``Dreams.row``)."""
+
+    candidates: np.ndarray
+    dreams: Dreams
+    instruction: str | None = None
+    observation: dict[str, Any] = field(default_factory=dict)
+    joint_limits: tuple[np.ndarray, np.ndarray] | None = None
+    """(lower, upper) of the action vector, for planners that score limit margins."""
+
+
+@dataclass
+class Choice:
+    index: int
+    scores: np.ndarray
+    """(K,) higher is better."""
+    reason: str
+    refine_last: int = 0
+    """Ask the controller to re-denoise the chosen trajectory's last X steps (0: no)."""
+
+
+class Planner(Protocol):
+    name: str
+
+    def score(self, query: PlanQuery) -> np.ndarray:
+        """(K,) scores of the query's candidates, higher is better."""
+
+    def choose(self, query: PlanQuery) -> Choice: ...

@@ -1,0 +1,77 @@
+"""The ``value`` planner: predicted progress and success, minus collision risk and jerk.
+
+```
+score = w_progress * progress[H] + w_success * P(success by H)
+        - w_collision * (share of steps with the tool below the table margin or a cube off the table)
+        - w_jerk * mean |third difference| of the joint targets (rad per step^3)
+        - w_limits * share of targets within limit_margin of a joint limit
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from policy.planners.base import Choice, PlanQuery
+
+
+@dataclass
+class ValuePlannerConfig:
+    progress: float = 1.0
+    """Weight of predicted task progress at the end of the dream."""
+    success: float = 1.0
+    """Weight of the predicted probability of success within the dream."""
+    collision: float = 1.0
+    """Weight of collision risk (tool into the table, cube off the table)."""
+    jerk: float = 0.5
+    """Weight of the joint trajectory's mean absolute third difference (rad)."""
+    limits: float = 0.5
+    """Weight of the share of targets near a joint limit."""
+    table_margin: float = 0.003
+    """Tool heights (m) below this count as hitting the table."""
+    limit_margin: float = 0.02
+    """Distance (rad) to a joint limit counted as near it."""
+
+    def __post_init__(self) -> None:
+        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"value planner weight {name} must be >= 0, got {getattr(self, name)}")
+
+
+class ValuePlanner:
+    name = "value"
+
+    def __init__(self, cfg: ValuePlannerConfig | None = None) -> None:
+        self.cfg = cfg or ValuePlannerConfig()
+
+    def terms(self, q: PlanQuery) -> dict[str, np.ndarray]:
+        """Each score term per candidate, (K,) each, before weighting."""
+        d, c = q.dreams, self.cfg
+        below = d.ee_pos[0, :, :, 2] < c.table_margin
+        off_table = (d.object_pos[0, :, :, :, 2] < -0.01).any(-1) if d.object_pos.shape[3] else below * False
+        jerk = np.abs(np.diff(q.candidates[:, :, :-1], n=3, axis=1)).mean(axis=(1, 2))
+        near = np.zeros(len(q.candidates))
+        if q.joint_limits is not None:
+            lo, hi = q.joint_limits
+            close = (q.candidates - lo < c.limit_margin) | (hi - q.candidates < c.limit_margin)
+            near = close[..., :-1].mean((1, 2))
+        return {"progress": d.progress[0, :, -1], "success": d.success[0].max(-1),
+                "collision": (below | off_table).mean(-1), "jerk": jerk, "limits": near}
+
+    def score(self, q: PlanQuery) -> np.ndarray:
+        t, c = self.terms(q), self.cfg
+        return (c.progress * t["progress"] + c.success * t["success"] - c.collision * t["collision"]
+                - c.jerk * t["jerk"] - c.limits * t["limits"])
+
+    def choose(self, q: PlanQuery) -> Choice:
+        terms = self.terms(q)
+        scores = self.score(q)
+        best = int(np.argmax(scores))
+        runner = int(np.argsort(scores)[-2]) if len(scores) > 1 else best
+        reason = (f"candidate {best}: progress {terms['progress'][best]:.2f}, success "
+                  f"{terms['success'][best]:.2f}, collision {terms['collision'][best]:.2f}, jerk "
+                  f"{terms['jerk'][best]:.4f}; score {scores[best]:.3f} vs next best {scores[runner]:.3f} "
+                  f"(candidate {runner})")
+        return Choice(best, scores, reason)

@@ -1,0 +1,88 @@
+"""World-model settings (checked on construction) and the shapes derived from its data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy.diffusion.config import DEFAULT_OBS_FEATURES
+from sim.data.format import STATE
+
+EE_FEATURE, OBJECTS_FEATURE = "observation.ee_pose", "observation.object_poses"
+
+
+@dataclass
+class WorldModelConfig:
+    """Encoder and dynamics sizes, the dream horizon, and the loss weights."""
+
+    n_obs_steps: int = 2
+    """Observations encoded into the latent."""
+    horizon: int = 16
+    """Steps dreamed per candidate trajectory."""
+    latent_dim: int = 128
+    """Width of the latent z (what the encoder shares)."""
+    d_model: int = 128
+    """Width of the dynamics transformer."""
+    layers: int = 3
+    """Causal transformer layers over the trajectory's steps."""
+    heads: int = 4
+    """Attention heads."""
+    obs_features: list[str] = field(default_factory=lambda: list(DEFAULT_OBS_FEATURES))
+    """Dataset observation features encoded (those a task lacks are skipped)."""
+    pos_scale: float = 10.0
+    """Positions enter the loss in units of 1 / pos_scale m (decimetres by default)."""
+    loss_weights: dict[str, float] = field(default_factory=lambda: {
+        "ee_pos": 1.0, "object_pos": 2.0, "holding": 0.5, "touching": 0.5, "progress": 2.0, "success": 1.0})
+    """Weight of each predicted quantity in the training loss."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"world model {name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
+        if STATE not in self.obs_features or EE_FEATURE not in self.obs_features:
+            raise ValueError(f"world model obs_features must include {STATE!r} and {EE_FEATURE!r}")
+        if self.pos_scale <= 0:
+            raise ValueError(f"pos_scale must be > 0, got {self.pos_scale}")
+        unknown = set(self.loss_weights) - set(LOSS_TERMS)
+        if unknown or any(w < 0 for w in self.loss_weights.values()):
+            raise ValueError(f"loss_weights take non-negative weights for {LOSS_TERMS}; got "
+                             f"{self.loss_weights}")
+
+
+LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success")
+
+
+@dataclass(frozen=True)
+class WorldShapes:
+    """What a trained world model expects, derived from its data."""
+
+    task: str
+    robot: str
+    action_dim: int
+    obs_dims: dict[str, int]
+    """Feature -> flat width, in encoding order."""
+    n_objects: int
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(self.obs_dims.values())
+
+    def offset(self, feature: str) -> int:
+        """Where ``feature`` starts in the concatenated observation vector."""
+        out = 0
+        for name, width in self.obs_dims.items():
+            if name == feature:
+                return out
+            out += width
+        raise KeyError(feature)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "robot": self.robot, "action_dim": self.action_dim,
+                "obs_dims": dict(self.obs_dims), "n_objects": self.n_objects}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> WorldShapes:
+        return cls(d["task"], d["robot"], int(d["action_dim"]),
+                   {k: int(v) for k, v in d["obs_dims"].items()}, int(d["n_objects"]))

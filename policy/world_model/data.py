@@ -1,0 +1,134 @@
+"""World-model training examples from recorded episodes: (observation window, H actions) -> the
+H states that followed, as tensors gathered once.
+
+For frame t of an episode (To = 2, H = 16):
+
+```
+frame:     t-1  t   t+1  ...  t+H
+obs         o   o
+actions         a   a    ...  a          a_t .. a_{t+H-1}
+targets             s    ...  s          state after each action: frames t+1 .. t+H
+```
+Indices past the episode's end repeat its last frame (the arm holds; a solved task stays solved).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from policy.dreams import holding_label, touching_label
+from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
+from sim.data.format import ACTION, ENV_TASK, REWARD, SUCCESS, DatasetError
+from sim.data.reader import DemoDataset
+from sim.workspace import WORKSPACES
+
+
+class DreamTensors:
+    """Every frame of one or more datasets of the same task and robot as one training example."""
+
+    FIELDS = ("obs", "action", "ee_pos", "object_pos", "holding", "touching", "progress", "success")
+
+    def __init__(self, datasets: list[DemoDataset], cfg: WorldModelConfig,
+                 oracle_dreams: list[str] | tuple[str, ...] = ()) -> None:
+        if not datasets:
+            raise DatasetError("no datasets given to train the world model on")
+        tasks = {ds.info.get(ENV_TASK) for ds in datasets}
+        robots = {str(ds.info["robot_type"]) for ds in datasets}
+        if len(tasks) != 1 or len(robots) != 1 or None in tasks:
+            raise DatasetError(f"world-model datasets must share one recorded task and robot; got "
+                               f"tasks {sorted(map(str, tasks))}, robots {sorted(robots)}")
+        task, robot = tasks.pop(), robots.pop()
+        parts = [self._gather(ds, cfg, WORKSPACES[robot].cube_half) for ds in datasets]
+        offset = 0
+        for p in parts:  # episode ids unique across datasets (for held-out splits)
+            p["episode"] += offset
+            offset = int(p["episode"].max()) + 1
+        self.tensors = {f: torch.cat([p[f] for p in parts]) for f in self.FIELDS}
+        first = datasets[0]
+        features = [f for f in cfg.obs_features if f in first.data]
+        n_obj = first.data[OBJECTS_FEATURE].shape[1] // 7 if OBJECTS_FEATURE in first.data else 0
+        self.shapes = WorldShapes(task, robot, first.data[ACTION].shape[1],
+                                  {f: int(np.prod(first.data[f].shape[1:])) for f in features}, n_obj)
+        obs_all = np.concatenate([self._obs_matrix(ds, features) for ds in datasets])
+        act_all = np.concatenate([ds.data[ACTION] for ds in datasets]).astype(np.float32)
+        self.obs_low, self.obs_high = obs_all.min(0), obs_all.max(0)
+        self.action_low, self.action_high = act_all.min(0), act_all.max(0)
+        self.episode = torch.cat([p["episode"] for p in parts])
+        for path in oracle_dreams:
+            self._add_oracle_dreams(path, cfg, WORKSPACES[robot].cube_half)
+
+    def _add_oracle_dreams(self, path: str, cfg: WorldModelConfig, cube_half: float) -> None:
+        from policy.world_model.oracle_data import load_oracle_dreams
+
+        meta, t = load_oracle_dreams(path)
+        if (meta["task"], meta["robot"]) != (self.shapes.task, self.shapes.robot):
+            raise DatasetError(f"oracle dreams in {path} are of {meta['task']}/{meta['robot']}, the "
+                               f"datasets of {self.shapes.task}/{self.shapes.robot}")
+        if meta["obs_dims"] != self.shapes.obs_dims or meta["n_obs_steps"] != cfg.n_obs_steps:
+            raise DatasetError(f"oracle dreams in {path} hold observations {meta['obs_dims']} x "
+                               f"{meta['n_obs_steps']}, the world model encodes {self.shapes.obs_dims} x "
+                               f"{cfg.n_obs_steps}")
+        if t["action"].shape[1] != cfg.horizon:
+            raise DatasetError(f"oracle dreams in {path} span {t['action'].shape[1]} steps; the world "
+                               f"model dreams {cfg.horizon}")
+        now = t["obs"][:, -1]
+        e0 = self.shapes.offset(EE_FEATURE)
+        ee_now = now[:, e0:e0 + 3]
+        n = self.shapes.n_objects
+        if n:
+            o0 = self.shapes.offset(OBJECTS_FEATURE)
+            obj_now = now[:, o0:o0 + 7 * n].reshape(-1, n, 7)[..., :3]
+        else:
+            obj_now = now.new_zeros(len(now), 0, 3)
+        extra = {"obs": t["obs"], "action": t["action"], "ee_pos": t["ee_pos"] - ee_now[:, None],
+                 "object_pos": t["object_pos"] - obj_now[:, None],
+                 "holding": torch.from_numpy(holding_label(t["object_pos"].numpy(), cube_half)),
+                 "touching": torch.from_numpy(touching_label(t["ee_pos"].numpy(), t["object_pos"].numpy())),
+                 "progress": t["progress"], "success": t["success"]}
+        for f in self.FIELDS:
+            self.tensors[f] = torch.cat([self.tensors[f], extra[f].float()])
+        self.episode = torch.cat([self.episode, t["group"] + int(self.episode.max()) + 1])
+        self.action_low = np.minimum(self.action_low, t["action"].numpy().min((0, 1)))
+        self.action_high = np.maximum(self.action_high, t["action"].numpy().max((0, 1)))
+
+    @staticmethod
+    def _obs_matrix(ds: DemoDataset, features: list[str]) -> np.ndarray:
+        return np.concatenate([ds.data[f].reshape(ds.num_frames, -1) for f in features], axis=1)
+
+    def _gather(self, ds: DemoDataset, cfg: WorldModelConfig, cube_half: float) -> dict[str, torch.Tensor]:
+        for need in (EE_FEATURE, REWARD, SUCCESS):
+            if need not in ds.data:
+                raise DatasetError(f"{ds.root} lacks {need!r}, which world-model training needs")
+        features = [f for f in cfg.obs_features if f in ds.data]
+        bounds = ds.episode_bounds
+        lengths = bounds[:, 1] - bounds[:, 0]
+        ep = np.repeat(np.arange(len(bounds)), lengths)
+        lo, hi = bounds[ep, 0][:, None], bounds[ep, 1][:, None] - 1
+        t = np.arange(ds.num_frames)[:, None]
+        obs_idx = np.clip(t + np.arange(-cfg.n_obs_steps + 1, 1), lo, hi)
+        act_idx = np.clip(t + np.arange(cfg.horizon), lo, hi)
+        next_idx = np.clip(t + 1 + np.arange(cfg.horizon), lo, hi)
+        obs = self._obs_matrix(ds, features).astype(np.float32)
+        ee = ds.data[EE_FEATURE][:, :3].astype(np.float32)
+        if OBJECTS_FEATURE in ds.data:
+            objects = ds.data[OBJECTS_FEATURE].reshape(ds.num_frames, -1, 7)[..., :3].astype(np.float32)
+        else:
+            objects = np.zeros((ds.num_frames, 0, 3), np.float32)
+        ee_next, obj_next = ee[next_idx], objects[next_idx]
+        success = np.maximum.accumulate(ds.data[SUCCESS].reshape(-1).astype(np.float32)[act_idx], axis=1)
+        out = {
+            "obs": obs[obs_idx], "action": ds.data[ACTION].astype(np.float32)[act_idx],
+            "ee_pos": ee_next - ee[:, None], "object_pos": obj_next - objects[:, None],
+            "holding": holding_label(obj_next, cube_half), "touching": touching_label(ee_next, obj_next),
+            "progress": ds.data[REWARD].reshape(-1).astype(np.float32)[act_idx], "success": success,
+        }
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+        tensors["episode"] = torch.from_numpy(ep)
+        return tensors
+
+    def __len__(self) -> int:
+        return len(self.tensors["obs"])
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {f: self.tensors[f][index] for f in self.FIELDS}

@@ -1,0 +1,140 @@
+"""WorldModel: ``encode(obs window) -> Latent`` and ``dream(latent, trajectories) -> Dreams``.
+
+The encoder is an MLP over the normalised observation window. The dynamics are a causal
+transformer over the candidate's steps: step h's token is its (normalised) joint targets plus a
+step embedding plus the projected latent, and it sees only steps <= h, as physics would. Heads
+predict, per step, the tool's and each cube's displacement from where they are now, whether each
+cube is lifted and touched, task progress, and whether the task is solved. All K candidates of
+all B observations go through in one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from policy.diffusion.normalize import MinMaxNormalizer
+from policy.dreams import Dreams
+from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
+
+
+@dataclass
+class Latent:
+    """An encoded observation: z (B, latent_dim), plus where the tool (B, 3) and cubes (B, n, 3) are,
+    which dreams are relative to."""
+
+    z: Tensor
+    ee_pos: Tensor
+    object_pos: Tensor
+
+
+class WorldModel(nn.Module):
+    """See the module docstring. ``obs_low/high`` and ``action_low/high`` are the data's min/max."""
+
+    def __init__(self, cfg: WorldModelConfig, shapes: WorldShapes, obs_low: np.ndarray, obs_high: np.ndarray,
+                 action_low: np.ndarray, action_high: np.ndarray) -> None:
+        super().__init__()
+        self.cfg, self.shapes = cfg, shapes
+        self.obs_norm = MinMaxNormalizer(obs_low, obs_high)
+        self.action_norm = MinMaxNormalizer(action_low, action_high)
+        if self.obs_norm.dim != shapes.obs_dim or self.action_norm.dim != shapes.action_dim:
+            raise ValueError(f"statistics widths ({self.obs_norm.dim}, {self.action_norm.dim}) do not "
+                             f"match the shapes ({shapes.obs_dim}, {shapes.action_dim})")
+        d, width = cfg.d_model, 4 * cfg.latent_dim
+        self.encoder = nn.Sequential(
+            nn.Linear(cfg.n_obs_steps * shapes.obs_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+            nn.Linear(width, cfg.latent_dim), nn.LayerNorm(cfg.latent_dim))
+        self.action_in = nn.Linear(shapes.action_dim, d)
+        self.latent_in = nn.Linear(cfg.latent_dim, d)
+        self.step_embed = nn.Parameter(torch.randn(cfg.horizon, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(d, cfg.heads, 4 * d, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.trunk = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.out_norm = nn.LayerNorm(d)
+        n = shapes.n_objects
+        self._split = {"ee_pos": 3, "object_pos": 3 * n, "holding": n, "touching": n, "progress": 1,
+                       "success": 1}
+        self.head = nn.Linear(d, sum(self._split.values()))
+        mask = torch.triu(torch.full((cfg.horizon, cfg.horizon), float("-inf")), diagonal=1)
+        self.register_buffer("causal_mask", mask, persistent=False)
+        self._ee = shapes.offset(EE_FEATURE)
+        self._obj = shapes.offset(OBJECTS_FEATURE) if n else None
+
+    # ---- the interface ---------------------------------------------------------------------
+    def encode(self, obs: Tensor) -> Latent:
+        """Raw observation windows (B, To, obs_dim) -> Latent."""
+        if obs.ndim != 3 or obs.shape[1:] != (self.cfg.n_obs_steps, self.shapes.obs_dim):
+            raise ValueError(f"world model expects observation windows (B, {self.cfg.n_obs_steps}, "
+                             f"{self.shapes.obs_dim}), got {tuple(obs.shape)}")
+        z = self.encoder(self.obs_norm.normalize(obs).flatten(1))
+        now = obs[:, -1]
+        ee = now[:, self._ee: self._ee + 3]
+        n = self.shapes.n_objects
+        objects = (now[:, self._obj: self._obj + 7 * n].reshape(-1, n, 7)[..., :3] if n
+                   else now.new_zeros(len(now), 0, 3))
+        return Latent(z, ee, objects)
+
+    def dream(self, latent: Latent, trajs: Tensor) -> Dreams:
+        """Raw candidate trajectories (B, K, H, A) from the current step -> their Dreams."""
+        out = self.predict(latent.z, trajs)
+        ee = latent.ee_pos[:, None, None] + out["ee_pos"] / self.cfg.pos_scale
+        objects = latent.object_pos[:, None, None] + out["object_pos"] / self.cfg.pos_scale
+        return Dreams(
+            ee_pos=_np(ee), object_pos=_np(objects), holding=_np(torch.sigmoid(out["holding"])),
+            touching=_np(torch.sigmoid(out["touching"])), progress=_np(out["progress"].clamp(0, 1)),
+            success=_np(torch.sigmoid(out["success"])))
+
+    # ---- the network -----------------------------------------------------------------------
+    def predict(self, z: Tensor, trajs: Tensor) -> dict[str, Tensor]:
+        """Heads for (B, K, H, A) raw trajectories: positions as scaled displacements, logits for
+        holding/touching/success, progress as a value."""
+        b, k, h, a = trajs.shape
+        if h != self.cfg.horizon or a != self.shapes.action_dim:
+            raise ValueError(f"world model dreams trajectories (B, K, {self.cfg.horizon}, "
+                             f"{self.shapes.action_dim}), got {tuple(trajs.shape)}")
+        if z.shape[0] != b:
+            raise ValueError(f"{z.shape[0]} latents for {b} batches of trajectories")
+        x = self.action_in(self.action_norm.normalize(trajs.reshape(b * k, h, a)))
+        x = x + self.step_embed + self.latent_in(z).repeat_interleave(k, dim=0)[:, None]
+        y = self.head(self.out_norm(self.trunk(x, mask=self.causal_mask, is_causal=True)))
+        parts = dict(zip(self._split, y.split(list(self._split.values()), dim=-1), strict=True))
+        n = self.shapes.n_objects
+        return {"ee_pos": parts["ee_pos"].reshape(b, k, h, 3),
+                "object_pos": parts["object_pos"].reshape(b, k, h, n, 3),
+                "holding": parts["holding"].reshape(b, k, h, n),
+                "touching": parts["touching"].reshape(b, k, h, n),
+                "progress": parts["progress"].reshape(b, k, h), "success": parts["success"].reshape(b, k, h)}
+
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        """Weighted sum of per-quantity losses for a batch of ``DreamTensors`` (K = 1)."""
+        latent = self.encode(batch["obs"])
+        out = {k: v[:, 0] for k, v in self.predict(latent.z, batch["action"][:, None]).items()}
+        s, w = self.cfg.pos_scale, self.cfg.loss_weights
+        terms = {
+            "ee_pos": F.mse_loss(out["ee_pos"], batch["ee_pos"] * s),
+            "object_pos": (F.mse_loss(out["object_pos"], batch["object_pos"] * s)
+                           if self.shapes.n_objects else out["ee_pos"].new_zeros(())),
+            "holding": _bce(out["holding"], batch["holding"]),
+            "touching": _bce(out["touching"], batch["touching"]),
+            "progress": F.mse_loss(out["progress"], batch["progress"]),
+            "success": _bce(out["success"], batch["success"]),
+        }
+        loss = sum(w.get(name, 0.0) * value for name, value in terms.items())
+        return loss, {name: float(v.detach()) for name, v in terms.items()}
+
+    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.compute_loss(batch)[0]
+
+
+def _bce(logits: Tensor, target: Tensor) -> Tensor:
+    if logits.numel() == 0:
+        return logits.new_zeros(())
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return x.detach().float().cpu().numpy()

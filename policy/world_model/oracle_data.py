@@ -1,0 +1,110 @@
+"""World-model data from the policy's own candidates, labelled by the simulator.
+
+The policy drives seeded episodes (executing its first candidate, as the plain policy would);
+at every decision all K candidates are replayed in a copy of the simulation, so each state yields
+K trajectories with their true futures: exactly the comparisons a planner has to make, including
+the bad candidates no demonstration shows.
+
+File: ``dreams.safetensors`` (tensors as in ``DreamTensors``, positions absolute) plus
+``dreams.json`` (task, robot, features, counts).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from policy.controller import Controller, ControllerConfig, Decision, dream_inputs
+from policy.diffusion.policy import DiffusionPolicy, obs_vectors
+from policy.dreamers import OracleDreamer
+from policy.planners.base import Choice, PlanQuery
+from policy.world_model.config import DEFAULT_OBS_FEATURES
+from sim.data.format import DatasetError
+
+TENSORS, META = "dreams.safetensors", "dreams.json"
+
+
+class FirstCandidate:
+    """Executes candidate 0 (an unbiased draw from the policy): the plain policy's behaviour."""
+
+    name = "first"
+
+    def score(self, query: PlanQuery) -> np.ndarray:
+        return np.zeros(len(query.candidates))
+
+    def choose(self, query: PlanQuery) -> Choice:
+        return Choice(0, self.score(query), "data collection: first candidate")
+
+
+class _Recorder:
+    def __init__(self, obs_dims: dict[str, int], policy: DiffusionPolicy, label: str) -> None:
+        self.obs_dims, self.policy, self.label = obs_dims, policy, label
+        self.rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "ee_pos", "object_pos",
+                                                                   "progress", "success", "group")}
+        self.groups = 0
+        self.waves = 0
+
+    def __call__(self, decisions: list[Decision]) -> None:
+        """One wave's decisions, cycle by cycle; each cycle holds one decision per episode."""
+        pc = self.policy.cfg
+        cycle, row = None, 0
+        for d in decisions:
+            row = row + 1 if cycle is d.timings_ms else 0
+            cycle = d.timings_ms
+            window = obs_vectors(d.observations, self.obs_dims, self.label)
+            window = np.concatenate([np.repeat(window[:1], pc.n_obs_steps - len(window), 0), window])
+            futures = dream_inputs(d.candidates, pc.n_obs_steps, d.dreams["progress"].shape[1])
+            k = len(futures)
+            self.rows["obs"].append(np.repeat(window[None], k, 0))
+            self.rows["action"].append(futures)
+            for key in ("ee_pos", "object_pos", "progress", "success"):
+                self.rows[key].append(d.dreams[key])
+            self.rows["group"].append(np.full(k, self.waves * 10_000 + row))
+            self.groups += 1
+        self.waves += 1
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.concatenate(v).astype(np.int64 if k == "group" else np.float32))
+                for k, v in self.rows.items()}
+
+
+def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: int, seed: int, k: int = 16,
+                          batch: int = 25, progress: bool = True) -> dict[str, Any]:
+    """Run ``episodes`` policy episodes from ``seed``, recording every decision's K true futures."""
+    from policy.evaluation import evaluate
+
+    out = Path(out)
+    obs_dims = {f: w for f, w in policy.shapes.obs_dims.items() if f in DEFAULT_OBS_FEATURES}
+    recorder = _Recorder(obs_dims, policy, f"{policy.shapes.task}/{policy.shapes.robot}")
+    controller = Controller(policy, OracleDreamer(policy.cfg.horizon), FirstCandidate(),
+                            ControllerConfig(k=k))
+    result = evaluate(policy, episodes, seed, batch=batch, progress=progress, controller=controller,
+                      on_decisions=recorder)
+    tensors = recorder.arrays()
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, out / TENSORS)
+    meta = {"task": policy.shapes.task, "robot": policy.shapes.robot, "obs_dims": obs_dims,
+            "n_obs_steps": policy.cfg.n_obs_steps, "decisions": recorder.groups,
+            "trajectories": int(tensors["action"].shape[0]), "k": k, "episodes": episodes, "seed": seed,
+            "policy_success_rate": result["success_rate"]}
+    (out / META).write_text(json.dumps(meta, indent=2))
+    return {"out": str(out), **meta, "seconds": result["seconds"]}
+
+
+def load_oracle_dreams(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a ``collect_oracle_dreams`` directory, with a clear error if broken."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META).read_text())
+        tensors = load_file(path / TENSORS)
+    except FileNotFoundError:
+        raise DatasetError(f"{path} holds no oracle dreams ({META} and {TENSORS}); make them with "
+                           "`reverie collect-dreams checkpoint=RUN out=DIR`") from None
+    except (json.JSONDecodeError, OSError, ValueError) as e:
+        raise DatasetError(f"{path} holds corrupt oracle dreams: {e}") from None
+    return meta, tensors

@@ -1,0 +1,132 @@
+"""The sample -> dream -> choose -> refine controller, the value planner and the planner registry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from policy.checkpoint import load_policy
+from policy.cli import main
+from policy.controller import Controller, ControllerConfig, dream_inputs
+from policy.dreamers import OracleDreamer
+from policy.dreams import Dreams
+from policy.evaluation import Displacement, evaluate
+from policy.planners.base import PlanQuery
+from policy.planners.registry import PLANNERS, make_planner
+from policy.planners.value import ValuePlanner
+from sim.env import ReverieEnv
+
+
+def _dreams(k: int, h: int = 4, progress=None, ee_z=None) -> Dreams:
+    ee = np.zeros((1, k, h, 3)) + 0.1
+    if ee_z is not None:
+        ee[0, :, :, 2] = np.asarray(ee_z)[:, None]
+    prog = np.zeros((1, k, h)) if progress is None else np.repeat(np.asarray(progress)[None, :, None], h, 2)
+    return Dreams(ee, np.zeros((1, k, h, 1, 3)) + 0.02, np.zeros((1, k, h, 1)), np.zeros((1, k, h, 1)),
+                  prog, np.zeros((1, k, h)))
+
+
+def test_every_registered_planner_builds_and_chooses():
+    q = PlanQuery(np.zeros((3, 4, 8)), _dreams(3, progress=[0.1, 0.6, 0.3]))
+    for name in PLANNERS:
+        choice = make_planner(name).choose(q)
+        assert 0 <= choice.index < 3 and choice.scores.shape == (3,) and choice.reason
+    with pytest.raises(ValueError, match="unknown planner"):
+        make_planner("astrologer")
+
+
+def test_value_planner_weighs_progress_collision_and_jerk():
+    p = ValuePlanner()
+    smooth = np.zeros((2, 6, 8))
+    assert p.choose(PlanQuery(smooth, _dreams(2, 6, progress=[0.2, 0.7]))).index == 1
+    # equal progress, but candidate 1 drives the tool into the table
+    assert p.choose(PlanQuery(smooth, _dreams(2, 6, progress=[0.5, 0.5], ee_z=[0.05, -0.01]))).index == 0
+    jerky = smooth.copy()
+    jerky[0, ::2, :7] = 0.3
+    assert p.choose(PlanQuery(jerky, _dreams(2, 6, progress=[0.5, 0.5]))).index == 1
+    with pytest.raises(ValueError, match="must be >= 0"):
+        make_planner("value", jerk=-1.0)
+
+
+def test_dream_inputs_drop_the_past_and_hold_the_last_target():
+    traj = np.arange(8 * 2, dtype=float).reshape(8, 2)
+    out = dream_inputs(traj, n_obs_steps=2, horizon=8)
+    np.testing.assert_array_equal(out[:7], traj[1:])
+    np.testing.assert_array_equal(out[7], traj[7])
+
+
+@pytest.fixture(scope="module")
+def policy(push_run):
+    return load_policy(push_run)
+
+
+def test_with_one_candidate_the_controller_is_the_plain_policy(policy):
+    plain = evaluate(policy, 2, seed=7, batch=2, progress=False, generator_seed=3)
+    ctrl = Controller(policy, OracleDreamer(8), make_planner("value"), ControllerConfig(k=1))
+    chosen = evaluate(policy, 2, seed=7, batch=2, progress=False, generator_seed=3, controller=ctrl)
+    assert [o["steps"] for o in plain["per_seed"]] == [o["steps"] for o in chosen["per_seed"]]
+    assert plain["joint_step_rad"] == chosen["joint_step_rad"]
+
+
+def test_a_cycle_records_its_decision_and_refinement_keeps_the_prefix(policy):
+    env = ReverieEnv("push", "panda")
+    obs, _ = env.reset(seed=1)
+    ctrl = Controller(policy, OracleDreamer(8), make_planner("value"),
+                      ControllerConfig(k=5, refine=4, refine_candidates=3, refine_strength=0.5))
+    ctrl.reset([env])
+    action = ctrl.select_action(obs, generator=torch.Generator().manual_seed(0))
+    assert action.shape == (8,)
+    (d,) = ctrl.decisions
+    assert d.candidates.shape == (5, 8, 8) and d.scores.shape == (5,)
+    assert d.dreams["ee_pos"].shape == (5, 8, 3)
+    assert d.planner == "value" and d.dreamer == "oracle" and "candidate" in d.reason
+    (r,) = d.refinements
+    assert r.variants.shape == (3, 8, 8) and r.last_x == 4
+    assert np.abs(r.variants[:, :4] - r.before[:4]).max() <= 1e-6  # the frozen prefix is exact
+    assert r.denoising_steps == 2  # half of the policy's 4 steps
+    expected = r.variants[int(np.argmax(r.scores))] if r.kept else r.before
+    np.testing.assert_allclose(d.chosen, expected)
+    np.testing.assert_allclose(action, d.chosen[1])  # step To-1 is executed first
+    assert set(d.timings_ms) == {"sample", "dream", "choose", "refine", "total"}
+
+
+def test_refining_steps_that_already_execute_is_refused(policy):
+    with pytest.raises(ValueError, match="already executing"):
+        Controller(policy, OracleDreamer(8), make_planner("value"), ControllerConfig(refine=7))
+
+
+def test_the_audit_measures_dream_fidelity_against_the_simulator(policy):
+    # the oracle audited against itself: zero error, full agreement
+    ctrl = Controller(policy, OracleDreamer(8), make_planner("value"), ControllerConfig(k=3),
+                      audit=OracleDreamer(8))
+    r = evaluate(policy, 2, seed=11, batch=2, progress=False, controller=ctrl)
+    f = r["controller"]["fidelity"]
+    assert f["ee_err_cm"]["4"] == pytest.approx(0, abs=1e-9) and f["top1_agreement"] == 1.0
+    assert r["controller"]["cycles"] > 0 and r["controller"]["dreamer"] == "oracle"
+
+
+def test_displacement_moves_the_cube_mid_episode():
+    env = ReverieEnv("push", "panda")
+    obs, _ = env.reset(seed=0)
+    d = Displacement(step=5, cm=4.0)
+    moved = env.displace(d.offset(0))
+    shift = np.linalg.norm(moved["object_poses"][0, :2] - obs["object_poses"][0, :2])
+    assert shift == pytest.approx(0.04, abs=1e-6) or shift < 0.04  # clipped at the workspace edge
+    with pytest.raises(ValueError, match="no cube"):
+        ReverieEnv("reach", "panda").displace(np.zeros(2))
+
+
+def test_eval_cli_runs_the_controller_and_names_missing_pieces(push_run, tmp_path, capsys):
+    out = tmp_path / "e.json"
+    assert main(["eval", f"checkpoint={push_run}", "episodes=1", "batch=1", "planner=value", "dreamer=oracle",
+                 "k=2", "refine=2", f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert r["controller"]["k"] == 2 and r["controller"]["refinement"]["count"] > 0
+    capsys.readouterr()
+    assert main(["eval", f"checkpoint={push_run}", "planner=value"]) == 2
+    assert "needs world_model=RUN" in capsys.readouterr().err
+    assert main(["eval", f"checkpoint={push_run}", "planner=psychic"]) == 2
+    assert "unknown planner" in capsys.readouterr().err

@@ -1,0 +1,136 @@
+"""World model: training targets, causal dreaming, training and checkpoints, the oracle dreamer,
+and world-model data from the policy's own candidates."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from policy import checkpoint
+from policy.checkpoint import CheckpointError, load_world_model
+from policy.configs import WorldModelTrainConfig
+from policy.dreamers import DREAMERS, OracleDreamer, make_dreamer
+from policy.training.world_model import train_world_model
+from policy.world_model.config import WorldModelConfig
+from policy.world_model.data import DreamTensors
+from policy.world_model.model import WorldModel
+from sim import keys
+from sim.data.reader import DemoDataset
+from sim.env import ReverieEnv
+
+TINY_WM = {"horizon": 8, "latent_dim": 16, "d_model": 16, "layers": 1, "heads": 2}
+
+
+def _wm(data: DreamTensors) -> WorldModel:
+    torch.manual_seed(0)
+    return WorldModel(WorldModelConfig(**TINY_WM), data.shapes, data.obs_low, data.obs_high,
+                      data.action_low, data.action_high)
+
+
+@pytest.fixture(scope="module")
+def push_tensors(push_data):
+    return DreamTensors([DemoDataset(push_data)], WorldModelConfig(**TINY_WM))
+
+
+def test_targets_are_the_states_that_followed(push_data, push_tensors):
+    ds = DemoDataset(push_data)
+    t = 3  # inside the first episode
+    ee = ds.data["observation.ee_pose"][:, :3]
+    d = push_tensors.tensors
+    np.testing.assert_allclose(d["ee_pos"][t, 0].numpy(), ee[t + 1] - ee[t], atol=1e-6)
+    np.testing.assert_allclose(d["ee_pos"][t, 4].numpy(), ee[t + 5] - ee[t], atol=1e-6)
+    np.testing.assert_allclose(d["action"][t, 0].numpy(), ds.data["action"][t], atol=1e-6)
+    assert torch.all(d["success"][:, 1:] >= d["success"][:, :-1])  # once solved, stays solved
+    last = int(ds.episode_bounds[0, 1]) - 1  # the last frame of a successful episode
+    assert d["success"][last, -1] == 1.0
+    assert push_tensors.shapes.n_objects == 1
+
+
+def test_dreams_are_batched_and_causal(push_tensors):
+    wm = _wm(push_tensors).eval()
+    batch = push_tensors.batch(torch.arange(3))
+    latent = wm.encode(batch["obs"])
+    trajs = batch["action"][:, None].repeat(1, 5, 1, 1)
+    d = wm.dream(latent, trajs)
+    assert d.shape == (3, 5, 8) and d.object_pos.shape == (3, 5, 8, 1, 3)
+    changed = trajs.clone()
+    changed[:, :, 5:] += 0.3  # only steps 5.. differ
+    d2 = wm.dream(latent, changed)
+    np.testing.assert_allclose(d.ee_pos[:, :, :5], d2.ee_pos[:, :, :5], atol=1e-5)
+    assert not np.allclose(d.ee_pos[:, :, 5:], d2.ee_pos[:, :, 5:])
+    with pytest.raises(ValueError, match="dreams trajectories"):
+        wm.dream(latent, trajs[:, :, :4])
+
+
+def test_training_lowers_the_loss_and_checkpoints_round_trip(push_data, tmp_path):
+    c = WorldModelTrainConfig(data=[str(push_data)], out=str(tmp_path / "wm"), world_model=dict(TINY_WM),
+                              steps=60, batch_size=32, log_every=20, warmup_steps=5, val_fraction=0.25,
+                              progress=False)
+    summary = train_world_model(c)
+    lines = (tmp_path / "wm/metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(x)["loss"] for x in lines]
+    assert losses[-1] < losses[0]
+    assert set(summary["held_out"]["ee_err_cm"]) == {"4", "8"}
+    wm = load_world_model(tmp_path / "wm", task="push")
+    assert wm.cfg.horizon == 8 and not wm.training
+    with pytest.raises(CheckpointError, match="trained for task 'push'"):
+        load_world_model(tmp_path / "wm", task="reach")
+    model_file = checkpoint.resolve(tmp_path / "wm") / checkpoint.MODEL
+    model_file.write_bytes(model_file.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_world_model(tmp_path / "wm")
+
+
+def test_a_policy_checkpoint_is_not_taken_for_a_world_model(push_run):
+    with pytest.raises(CheckpointError, match="a world model where a policy was expected"):
+        load_world_model(push_run)
+
+
+def test_oracle_dreams_the_future_the_simulator_then_produces():
+    env = ReverieEnv("push", "panda")
+    obs, _ = env.reset(seed=3)
+    oracle = OracleDreamer(horizon=6)
+    oracle.attach([env])
+    start = obs[keys.JOINT_POS].copy()
+    traj = np.stack([np.append(start + 0.02 * (i + 1), 0.0) for i in range(6)])
+    dreams = oracle.dream(oracle.encode([[obs]]), np.stack([traj, traj * 0.99])[None])
+    np.testing.assert_allclose(env._observe()[keys.JOINT_POS], start)  # the real env is untouched
+    for t in range(6):
+        obs, *_ = env.step(traj[t])
+        np.testing.assert_allclose(dreams.ee_pos[0, 0, t], obs[keys.EE_POSE][:3], atol=1e-9)
+    assert not np.allclose(dreams.ee_pos[0, 0], dreams.ee_pos[0, 1])
+
+
+def test_every_dreamer_builds(push_tensors):
+    for name in DREAMERS:
+        d = make_dreamer(name, world_model=_wm(push_tensors), horizon=8)
+        assert d.name == name and d.horizon == 8
+    with pytest.raises(ValueError, match="needs a trained world model"):
+        make_dreamer("learned")
+    with pytest.raises(ValueError, match="unknown dreamer"):
+        make_dreamer("crystal_ball")
+
+
+def test_oracle_dream_data_trains_the_world_model(push_run, push_data, tmp_path):
+    from policy.checkpoint import load_policy
+    from policy.world_model.oracle_data import collect_oracle_dreams
+
+    policy = load_policy(push_run)
+    r = collect_oracle_dreams(policy, tmp_path / "dreams", episodes=2, seed=5, k=3, batch=2, progress=False)
+    assert r["trajectories"] == 3 * r["decisions"] and r["decisions"] > 0
+    cfg = WorldModelConfig(**TINY_WM)
+    with_dreams = DreamTensors([DemoDataset(push_data)], cfg, [str(tmp_path / "dreams")])
+    plain = DreamTensors([DemoDataset(push_data)], cfg)
+    assert len(with_dreams) == len(plain) + r["trajectories"]
+    # positions become displacements from where things were at the decision
+    from policy.world_model.oracle_data import load_oracle_dreams
+
+    _, raw = load_oracle_dreams(tmp_path / "dreams")
+    e0 = with_dreams.shapes.offset("observation.ee_pose")
+    ee_now = raw["obs"][:, -1, e0:e0 + 3]
+    torch.testing.assert_close(with_dreams.tensors["ee_pos"][len(plain):] + ee_now[:, None], raw["ee_pos"])
+    with pytest.raises(Exception, match="holds no oracle dreams"):
+        DreamTensors([DemoDataset(push_data)], cfg, [str(tmp_path)])
