@@ -383,8 +383,14 @@ class RunConfig:
     """Policy size preset."""
     train_steps: int = 8000
     """Training steps per policy task (quick CPU preset)."""
-    train_minutes: float = 11.0
+    train_minutes: float = 8.0
     """Training time budget per policy task; the learning-rate schedule is paced to it."""
+    noisy_episodes: int = 150
+    """Noisy/perturbed expert episodes for the world model, per policy task."""
+    world_model_minutes: float = 2.5
+    """World-model training budget per policy task."""
+    controller_k: int = 8
+    """Candidates per decision of the sample -> dream -> choose controller."""
     eval_episodes: int = 50
     """Closed-loop evaluation episodes per policy task."""
     out: str = "runs/main"
@@ -407,6 +413,8 @@ class RunConfig:
         _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
         if self.demos < 1 or self.train_steps < 1 or self.eval_episodes < 1 or self.train_minutes <= 0:
             raise ValueError("demos, train_steps, eval_episodes and train_minutes must be positive")
+        if self.noisy_episodes < 1 or self.world_model_minutes <= 0 or self.controller_k < 1:
+            raise ValueError("noisy_episodes, world_model_minutes and controller_k must be positive")
         DiffusionConfig(preset=self.preset)
 
 

@@ -2,9 +2,11 @@
 
 1. expert demonstrations for every task on every robot (the experts' success table);
 2. for each policy task (PickPlace on the Panda by default): 200 demonstrations, a diffusion
-   policy trained with the quick CPU preset (up to 8000 steps within an 11-minute budget), and
-   a closed-loop evaluation on held-out seeds;
-3. one table and ``OUT/summary.json``.
+   policy trained with the quick CPU preset (up to 8000 steps within an 8-minute budget);
+   150 noisy/perturbed expert episodes and a world model trained on both (2.5 minutes); then the
+   plain policy and the sample -> dream -> choose controller (K=8, value planner, learned
+   dreams) evaluated on the same held-out seeds;
+3. tables and ``OUT/summary.json``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from policy.checkpoint import load_policy
-from policy.configs import RunConfig, TrainConfig
+from policy.checkpoint import load_policy, load_world_model
+from policy.configs import RunConfig, TrainConfig, WorldModelTrainConfig
+from policy.controller import Controller, ControllerConfig
 from policy.diffusion.config import DiffusionConfig
+from policy.dreamers import LearnedDreamer
 from policy.evaluation import evaluate
+from policy.planners.registry import make_planner
 from policy.training.loop import train
+from policy.training.world_model import train_world_model
 from sim.collection import collect
 
 
@@ -42,11 +48,25 @@ def run(c: RunConfig) -> dict[str, Any]:
                          minutes=c.train_minutes, eval_episodes=0, save_every=c.train_steps,
                          seed=c.seed, overwrite=c.overwrite, resume=not c.overwrite)
         t = train(tc)
-        ev = evaluate(load_policy(tc.out), c.eval_episodes)
+        noisy = out / "data" / f"{name}_noisy"
+        collect(task, c.policy_robot, c.noisy_episodes, noisy, c.seed + 500_000, c.num_envs, noise=0.03,
+                perturb=0.6, overwrite=c.overwrite)
+        wc = WorldModelTrainConfig(data=[str(data), str(noisy)], out=str(out / "runs" / f"{name}_wm"),
+                                   steps=20_000, minutes=c.world_model_minutes, seed=c.seed, overwrite=True)
+        w = train_world_model(wc)
+        policy = load_policy(tc.out)
+        ev = evaluate(policy, c.eval_episodes)
+        controller = Controller(policy, LearnedDreamer(load_world_model(wc.out)), make_planner("value"),
+                                ControllerConfig(k=c.controller_k))
+        ec = evaluate(policy, c.eval_episodes, controller=controller)
         policies.append({"task": task, "robot": c.policy_robot, "demos": c.demos,
                          "expert_success_rate": demos.success_rate, "train_steps": t["steps"],
                          "train_minutes": t["train_s"] / 60, "policy_success_rate": ev["success_rate"],
-                         "ci95": ev["ci95"], "eval_episodes": ev["episodes"], "checkpoint": tc.out})
+                         "ci95": ev["ci95"], "eval_episodes": ev["episodes"], "checkpoint": tc.out,
+                         "world_model": wc.out, "world_model_minutes": w["train_minutes"],
+                         "controller_k": c.controller_k, "controller_success_rate": ec["success_rate"],
+                         "controller_ci95": ec["ci95"],
+                         "controller_cycle_ms": ec["controller"]["cycle_ms_median"]["total"]})
     _print_policies(policies)
     summary = {"experts": experts, "policies": policies}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -66,8 +86,12 @@ def _print_policies(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     print("\nDiffusion policy (closed loop, held-out seeds)")
-    print(f"{'task':<12}{'robot':<8}{'demos':>6}{'train min':>10}{'expert':>8}{'policy':>8}  95% CI")
+    print(f"{'task':<12}{'robot':<8}{'demos':>6}{'train min':>10}{'expert':>8}{'policy':>8}  95% CI"
+          f"{'controller':>14}  95% CI")
     for r in rows:
         print(f"{r['task']:<12}{r['robot']:<8}{r['demos']:>6}{r['train_minutes']:>10.1f}"
               f"{r['expert_success_rate']:>8.2f}{r['policy_success_rate']:>8.2f}"
-              f"  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]")
+              f"  [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]{r['controller_success_rate']:>8.2f}"
+              f"  [{r['controller_ci95'][0]:.2f}, {r['controller_ci95'][1]:.2f}]")
+    print("policy: the plain diffusion policy (one sample per chunk); controller: K candidates per chunk, "
+          "dreamed by the learned world model, chosen by the value planner")

@@ -10,13 +10,17 @@ from policy.cli import main
 def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     out = tmp_path / "main"
     assert main(["run", "tasks=[reach]", "robots=[panda]", "episodes=2", "policy_tasks=[reach]",
-                 "demos=3", "train_steps=4", "eval_episodes=2", f"out={out}", "num_envs=1"]) == 0
+                 "demos=3", "train_steps=4", "eval_episodes=2", f"out={out}", "num_envs=1",
+                 "noisy_episodes=2", "world_model_minutes=0.01", "controller_k=2"]) == 0
     text = capsys.readouterr().out
     assert "Diffusion policy (closed loop, held-out seeds)" in text
     summary = json.loads((out / "summary.json").read_text())
     row = summary["policies"][0]
     assert row["task"] == "reach" and row["train_steps"] == 4 and row["eval_episodes"] == 2
     assert 0 <= row["policy_success_rate"] <= 1
+    assert 0 <= row["controller_success_rate"] <= 1 and row["controller_k"] == 2
+    assert (out / "runs" / "reach_panda_wm" / "summary.json").exists()
+    assert "controller" in text
 
 
 def test_bench_latency_reports_percentiles(tmp_path, capsys):
