@@ -83,3 +83,39 @@ def load_for_bench(ckpt: str | None, task: str, robot: str, preset: str, device:
     if ckpt:
         return checkpoint.load_policy(ckpt, device=device)
     return untrained_policy(task, robot, preset).to(device)
+
+
+def bench_cycle(policy: DiffusionPolicy, world_model, ks: list[int], steps: int | None = None,
+                refine: int = 0, repeats: int = 30) -> dict[str, Any]:
+    """p50/p95 ms of one whole control cycle for one robot: observation -> K candidates -> dreams ->
+    value scores -> chosen chunk (optionally refined), against the time the robot spends executing
+    the previous chunk (Ta control steps): the cycle must fit inside it so the robot never waits."""
+    from policy.controller import Controller, ControllerConfig
+    from policy.dreamers import LearnedDreamer
+    from policy.planners.registry import make_planner
+
+    env = gym.make(env_id(policy.shapes.task, policy.shapes.robot))
+    obs, _ = env.reset(seed=0)
+    budget_ms = policy.cfg.n_action_steps * env.unwrapped.control_dt * 1000
+    env.close()
+    results = []
+    for k in ks:
+        ctrl = Controller(policy, LearnedDreamer(world_model), make_planner("value"),
+                          ControllerConfig(k=k, refine=refine, steps=steps))
+        times, parts = [], []
+        for i in range(repeats + 3):
+            ctrl.reset()
+            t0 = time.perf_counter()
+            ctrl.select_action(obs)
+            if i >= 3:
+                times.append((time.perf_counter() - t0) * 1000)
+                parts.append(ctrl.decisions[-1].timings_ms)
+        times.sort()
+        results.append({"k": k, "p50_ms": statistics.median(times),
+                        "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+                        "parts_p50_ms": {p: statistics.median(t[p] for t in parts) for p in parts[0]},
+                        "fits_in_chunk": times[round(0.95 * (len(times) - 1))] < budget_ms})
+    return {"task": policy.shapes.task, "robot": policy.shapes.robot,
+            "steps": steps or policy.cfg.num_inference_steps, "refine": refine,
+            "chunk_execution_ms": budget_ms, "threads": torch.get_num_threads(),
+            "device": str(policy.obs_norm.centre.device), "results": results, "machine": machine()}

@@ -9,6 +9,7 @@
     reverie train-world-model data=[data/push,data/push_noisy] out=runs/push_wm [minutes=10 ...]
     reverie eval checkpoint=runs/push episodes=100 out=eval.json [steps=4 video=ep.gif]
     reverie bench latency checkpoint=runs/push k=16 steps=10
+    reverie bench cycle checkpoint=runs/push world_model=runs/push_wm k=[1,4,16]
     torchrun --nproc_per_node=N -m policy.cli train ...      multi-GPU / multi-node training
 """
 
@@ -129,6 +130,18 @@ def cmd_bench(overrides: list[str]) -> None:
         r = bench_expert(c.task, c.robot, c.episodes, c.seed, c.num_envs, c.noise, c.perturb)
     elif kind == "throughput":
         r = bench_throughput(c.task, c.robot, c.steps, c.repeats, c.collect_episodes, c.num_envs)
+    elif kind == "cycle":
+        import torch
+
+        from policy.benchmarks import bench_cycle
+        from policy.checkpoint import load_policy, load_world_model
+
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        policy = load_policy(c.checkpoint, device=c.device)
+        wm = load_world_model(c.world_model, policy.shapes.task, policy.shapes.robot, c.device)
+        r = bench_cycle(policy, wm, c.k, c.steps, c.refine, c.repeats)
+        r.update(checkpoint=c.checkpoint, world_model=c.world_model)
     else:
         import torch
 
@@ -148,7 +161,7 @@ def cmd_run(overrides: list[str]) -> None:
     run(load_config("run", overrides))
 
 
-BENCHES = ("expert", "throughput", "latency")
+BENCHES = ("expert", "throughput", "latency", "cycle")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,

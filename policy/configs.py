@@ -364,6 +364,35 @@ class BenchLatencyConfig:
 
 
 @dataclass
+class BenchCycleConfig:
+    """`reverie bench cycle`: ms of one whole control cycle (sample K, dream, score, choose)."""
+
+    checkpoint: str = "runs/push"
+    """Policy run."""
+    world_model: str = "runs/push_wm"
+    """World-model run of the same task and robot."""
+    k: Any = field(default_factory=lambda: [1, 4, 16])
+    """Candidate counts K: one number or a list."""
+    steps: int | None = None
+    """Denoising steps (the policy's setting when omitted)."""
+    refine: int = 0
+    """Also refine the last X steps each cycle."""
+    repeats: int = 30
+    """Timed cycles per K."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    out: str | None = None
+    """Also write the JSON result to this file."""
+
+    def __post_init__(self) -> None:
+        self.k = [int(v) for v in (self.k if isinstance(self.k, list | tuple) else [self.k])]
+        if not self.k or min(self.k) < 1 or self.repeats < 1 or (self.steps is not None and self.steps < 1):
+            raise ValueError("k, steps and repeats must be >= 1")
+
+
+@dataclass
 class RunConfig:
     """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
 
@@ -424,6 +453,7 @@ COMMAND_CONFIGS: dict[str, type] = {
     "train_world_model": WorldModelTrainConfig,
     "collect_dreams": CollectDreamsConfig,
     "bench_latency": BenchLatencyConfig,
+    "bench_cycle": BenchCycleConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
     "bench_throughput": BenchThroughputConfig,

@@ -48,3 +48,16 @@ def push_run(push_data, tmp_path_factory):
     train(TrainConfig(data=str(push_data), out=str(out), policy=dict(TINY), steps=10, batch_size=16,
                       log_every=5, save_every=10, eval_episodes=0, warmup_steps=2, progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def push_wm(push_data, tmp_path_factory):
+    """A tiny Push world model trained for a few steps."""
+    from policy.configs import WorldModelTrainConfig
+    from policy.training.world_model import train_world_model
+
+    out = tmp_path_factory.mktemp("runs") / "push_wm"
+    train_world_model(WorldModelTrainConfig(
+        data=[str(push_data)], out=str(out), steps=10, batch_size=16, log_every=5, warmup_steps=2,
+        progress=False, world_model={"horizon": 8, "latent_dim": 16, "d_model": 16, "layers": 1, "heads": 2}))
+    return out

@@ -130,3 +130,22 @@ def test_eval_cli_runs_the_controller_and_names_missing_pieces(push_run, tmp_pat
     assert "needs world_model=RUN" in capsys.readouterr().err
     assert main(["eval", f"checkpoint={push_run}", "planner=psychic"]) == 2
     assert "unknown planner" in capsys.readouterr().err
+
+
+def test_bench_cycle_times_whole_cycles_against_the_chunk(push_run, push_wm, tmp_path):
+    out = tmp_path / "cycle.json"
+    assert main(["bench", "cycle", f"checkpoint={push_run}", f"world_model={push_wm}", "k=[1,3]",
+                 "repeats=2", "refine=2", f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert [x["k"] for x in r["results"]] == [1, 3] and r["chunk_execution_ms"] == pytest.approx(400)
+    assert all(0 < x["p50_ms"] <= x["p95_ms"] and x["parts_p50_ms"]["dream"] > 0 for x in r["results"])
+
+
+def test_learned_controller_drives_episodes(policy, push_wm):
+    from policy.checkpoint import load_world_model
+    from policy.dreamers import LearnedDreamer
+
+    ctrl = Controller(policy, LearnedDreamer(load_world_model(push_wm)), make_planner("value"),
+                      ControllerConfig(k=3), audit=OracleDreamer(8))
+    r = evaluate(policy, 2, seed=5, batch=2, progress=False, controller=ctrl)
+    assert r["controller"]["dreamer"] == "learned" and r["controller"]["fidelity"]["decisions"] > 0
