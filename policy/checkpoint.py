@@ -54,6 +54,10 @@ def save(run: str | Path, step: int, ema_policy: DiffusionPolicy, train_tensors:
     """Write one policy checkpoint atomically (a temporary directory renamed into place)."""
     description = {"format": FORMAT, "policy": dataclasses.asdict(ema_policy.cfg),
                    "shapes": ema_policy.shapes.to_json()}
+    if ema_policy.world_encoder is not None:  # conditioned on a world model's latent
+        enc = ema_policy.world_encoder
+        description["world_encoder"] = {"world_model": dataclasses.asdict(enc.cfg),
+                                        "shapes": enc.shapes.to_json()}
     return save_model(run, step, ema_policy, train_tensors, train_json, description, keep_last)
 
 
@@ -135,7 +139,7 @@ def load_policy(path: str | Path, task: str | None = None, robot: str | None = N
             raise CheckpointError(f"checkpoint {ckpt} was trained for {name} {have!r}, not {want!r}; "
                                   f"evaluate it with {name}={have} or train one for {want}")
     zeros_o, zeros_a = np.zeros(shapes.obs_dim), np.zeros(shapes.action_dim)
-    policy = DiffusionPolicy(cfg, shapes, zeros_o, zeros_o, zeros_a, zeros_a)
+    policy = DiffusionPolicy(cfg, shapes, zeros_o, zeros_o, zeros_a, zeros_a, _world_encoder(ckpt, meta))
     state = load_tensors(ckpt, MODEL, meta)
     try:
         policy.load_state_dict(state, strict=True)
@@ -171,3 +175,17 @@ def load_world_model(path: str | Path, task: str | None = None, robot: str | Non
         raise CheckpointError(f"{ckpt / MODEL} does not fit the model its {META} describes: "
                               f"{str(e).splitlines()[0]}") from None
     return model.to(device).eval()
+
+
+def _world_encoder(ckpt: Path, meta: dict[str, Any]):
+    """The frozen world-model encoder a policy checkpoint carries, if it was trained with one."""
+    if "world_encoder" not in meta:
+        return None
+    from policy.world_model.config import WorldModelConfig, WorldShapes
+    from policy.world_model.model import WorldEncoder
+
+    try:
+        d = meta["world_encoder"]
+        return WorldEncoder(WorldModelConfig(**d["world_model"]), WorldShapes.from_json(d["shapes"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt / META} holds an invalid world-encoder description: {e}") from None

@@ -115,6 +115,8 @@ class TrainConfig:
     """Task the data was recorded on; read from the dataset when omitted."""
     policy: DiffusionConfig = field(default_factory=DiffusionConfig)
     """The policy (horizons, size preset, schedulers)."""
+    world_model: str | None = None
+    """Also condition the policy on this world model's latent (its encoder, frozen and shared)."""
     steps: int = 20000
     """Optimiser steps (the cosine schedule spans them)."""
     minutes: float | None = None

@@ -60,7 +60,8 @@ class DiffusionPolicy(nn.Module):
     """
 
     def __init__(self, cfg: DiffusionConfig, shapes: PolicyShapes, obs_low: np.ndarray,
-                 obs_high: np.ndarray, action_low: np.ndarray, action_high: np.ndarray) -> None:
+                 obs_high: np.ndarray, action_low: np.ndarray, action_high: np.ndarray,
+                 world_encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg, self.shapes = cfg, shapes
         self.obs_norm = MinMaxNormalizer(obs_low, obs_high)
@@ -69,7 +70,14 @@ class DiffusionPolicy(nn.Module):
             raise ValueError(f"statistics widths ({self.obs_norm.dim}, {self.action_norm.dim}) do not "
                              f"match the shapes ({shapes.obs_dim}, {shapes.action_dim})")
         self.text = HashedTextEncoder(cfg.text_dim, cfg.text_buckets) if shapes.uses_instruction else None
-        cond_dim = cfg.n_obs_steps * shapes.obs_dim + (cfg.text_dim if self.text else 0)
+        self.world_encoder = world_encoder
+        if world_encoder is not None and (dict(world_encoder.shapes.obs_dims) != dict(shapes.obs_dims)
+                                          or world_encoder.cfg.n_obs_steps != cfg.n_obs_steps):
+            raise ValueError(f"the world model encodes {world_encoder.shapes.obs_dims} x "
+                             f"{world_encoder.cfg.n_obs_steps} observations, the policy "
+                             f"{shapes.obs_dims} x {cfg.n_obs_steps}; they must match to share it")
+        latent = world_encoder.cfg.latent_dim if world_encoder is not None else 0
+        cond_dim = cfg.n_obs_steps * shapes.obs_dim + (cfg.text_dim if self.text else 0) + latent
         self.denoiser = ConditionalUnet1D(shapes.action_dim, cond_dim, cfg.dims, cfg.embed_dim,
                                           cfg.kernel_size, cfg.n_groups)
         self.sampler = Sampler(cfg, self.denoiser, shapes.action_dim)
@@ -83,6 +91,8 @@ class DiffusionPolicy(nn.Module):
             raise ValueError(f"observation window must be (B, {self.cfg.n_obs_steps}, "
                              f"{self.shapes.obs_dim}), got {tuple(obs.shape)}")
         cond = self.obs_norm.normalize(obs).reshape(b, -1)
+        if self.world_encoder is not None:
+            cond = torch.cat([cond, self.world_encoder(obs)], dim=-1)
         if self.text is not None:
             if instructions is None or len(instructions) != b:
                 raise ValueError(f"task {self.shapes.task!r} needs one instruction per observation")

@@ -26,6 +26,7 @@ from policy.evaluation import VALIDATION_SEED, evaluate
 from policy.training import distributed
 from policy.training.data import WindowTensors
 from policy.training.ema import EMA
+from policy.world_model.model import WorldEncoder
 from sim.data.reader import DemoDataset
 
 METRICS = "metrics.jsonl"
@@ -53,8 +54,12 @@ class _Trainer:
         torch.manual_seed(c.seed)
         self.data = WindowTensors(DemoDataset(c.data), c.policy, c.task)
         d = self.data
+        encoder = None
+        if c.world_model:
+            wm = checkpoint.load_world_model(c.world_model, d.shapes.task, d.shapes.robot)
+            encoder = WorldEncoder.from_world_model(wm)
         self.policy = DiffusionPolicy(c.policy, d.shapes, d.obs_low, d.obs_high, d.action_low,
-                                      d.action_high).to(self.ctx.device)
+                                      d.action_high, encoder).to(self.ctx.device)
         self.ema = EMA(self.policy, c.ema_power, c.ema_max_decay)
         self.opt = torch.optim.AdamW(self.policy.parameters(), lr=c.lr, betas=(0.95, 0.999),
                                      weight_decay=c.weight_decay)

@@ -32,6 +32,36 @@ class Latent:
     object_pos: Tensor
 
 
+def build_encoder(cfg: WorldModelConfig, obs_dim: int) -> nn.Sequential:
+    """The observation-window encoder: flattened normalised window -> z (latent_dim)."""
+    width = 4 * cfg.latent_dim
+    return nn.Sequential(
+        nn.Linear(cfg.n_obs_steps * obs_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
+        nn.Linear(width, cfg.latent_dim), nn.LayerNorm(cfg.latent_dim))
+
+
+class WorldEncoder(nn.Module):
+    """The world model's encoder alone, frozen: what a policy conditioned on the latent carries."""
+
+    def __init__(self, cfg: WorldModelConfig, shapes: WorldShapes) -> None:
+        super().__init__()
+        self.cfg, self.shapes = cfg, shapes
+        self.obs_norm = MinMaxNormalizer(np.zeros(shapes.obs_dim), np.zeros(shapes.obs_dim))
+        self.encoder = build_encoder(cfg, shapes.obs_dim)
+        self.requires_grad_(False)
+
+    @classmethod
+    def from_world_model(cls, wm: WorldModel) -> WorldEncoder:
+        enc = cls(wm.cfg, wm.shapes)
+        enc.obs_norm.load_state_dict(wm.obs_norm.state_dict())
+        enc.encoder.load_state_dict(wm.encoder.state_dict())
+        return enc.to(wm.obs_norm.centre.device)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """Raw observation windows (B, To, obs_dim) -> z (B, latent_dim)."""
+        return self.encoder(self.obs_norm.normalize(obs).flatten(1))
+
+
 class WorldModel(nn.Module):
     """See the module docstring. ``obs_low/high`` and ``action_low/high`` are the data's min/max."""
 
@@ -44,10 +74,8 @@ class WorldModel(nn.Module):
         if self.obs_norm.dim != shapes.obs_dim or self.action_norm.dim != shapes.action_dim:
             raise ValueError(f"statistics widths ({self.obs_norm.dim}, {self.action_norm.dim}) do not "
                              f"match the shapes ({shapes.obs_dim}, {shapes.action_dim})")
-        d, width = cfg.d_model, 4 * cfg.latent_dim
-        self.encoder = nn.Sequential(
-            nn.Linear(cfg.n_obs_steps * shapes.obs_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU(),
-            nn.Linear(width, cfg.latent_dim), nn.LayerNorm(cfg.latent_dim))
+        d = cfg.d_model
+        self.encoder = build_encoder(cfg, shapes.obs_dim)
         self.action_in = nn.Linear(shapes.action_dim, d)
         self.latent_in = nn.Linear(cfg.latent_dim, d)
         self.step_embed = nn.Parameter(torch.randn(cfg.horizon, d) * 0.02)

@@ -134,3 +134,22 @@ def test_oracle_dream_data_trains_the_world_model(push_run, push_data, tmp_path)
     torch.testing.assert_close(with_dreams.tensors["ee_pos"][len(plain):] + ee_now[:, None], raw["ee_pos"])
     with pytest.raises(Exception, match="holds no oracle dreams"):
         DreamTensors([DemoDataset(push_data)], cfg, [str(tmp_path)])
+
+
+def test_a_policy_conditioned_on_the_world_models_latent_saves_and_loads(push_data, push_wm, tmp_path):
+    from policy.checkpoint import load_policy
+    from policy.configs import TrainConfig
+    from policy.training.loop import train
+    from tests.policy.conftest import TINY
+
+    out = tmp_path / "shared"
+    train(TrainConfig(data=str(push_data), out=str(out), policy=dict(TINY), world_model=str(push_wm),
+                      steps=4, batch_size=8, log_every=2, save_every=4, eval_episodes=0, warmup_steps=1,
+                      progress=False))
+    policy = load_policy(out)
+    wm = load_world_model(push_wm)
+    assert policy.world_encoder is not None
+    assert not any(p.requires_grad for p in policy.world_encoder.parameters())
+    window = torch.zeros(2, 2, policy.shapes.obs_dim) + torch.as_tensor(wm.obs_norm.centre)
+    torch.testing.assert_close(policy.world_encoder(window), wm.encode(window).z)  # the same encoder
+    assert policy.encode(window).shape[1] == 2 * policy.shapes.obs_dim + wm.cfg.latent_dim
