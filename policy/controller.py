@@ -91,6 +91,8 @@ class Decision:
     """With an auditing oracle: the true futures of the same candidates and fidelity figures."""
     observations: list[Observation] = field(default_factory=list)
     """The To observations the decision was made from, oldest first."""
+    active: bool = True
+    """False for a row whose episode had already ended (decided for batching only)."""
 
 
 def dream_inputs(trajs: np.ndarray, n_obs_steps: int, horizon: int) -> np.ndarray:
@@ -136,9 +138,13 @@ class Controller:
                     d.attach(envs)
 
     def select_action(self, obs: Observation | list[Observation], steps: int | None = None,
-                      generator: torch.Generator | None = None) -> np.ndarray:
-        """One action per call: (A,) for one observation dict, (B, A) for a list of them."""
+                      generator: torch.Generator | None = None,
+                      active: np.ndarray | None = None) -> np.ndarray:
+        """One action per call: (A,) for one observation dict, (B, A) for a list of them.
+        ``active`` (B,) bool marks rows whose episodes are still running (the rest are only
+        batched along, and costly dreamers skip them)."""
         batch = [obs] if isinstance(obs, dict) else list(obs)
+        self._active = np.ones(len(batch), bool) if active is None else np.asarray(active, bool)
         self.policy.observe(batch)
         self._history.append(batch)
         if not self._queue:
@@ -157,7 +163,7 @@ class Controller:
         t0 = time.perf_counter()
         cands = self.policy.candidates(c.k, steps=steps, generator=generator).cpu().numpy()
         t1 = time.perf_counter()
-        latent = self.dreamer.encode(list(self._history))
+        latent = self.dreamer.encode(list(self._history), self._active)
         dreams = self.dreamer.dream(latent, dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon))
         t2 = time.perf_counter()
         limits = (self.policy.action_norm.centre - self.policy.action_norm.half_range,
@@ -178,7 +184,8 @@ class Controller:
         audits = self._audit(cands, dreams, choices) if self.audit is not None else [None] * len(batch)
         out = [Decision(self._step, cands[b], dreams.take_row(b), choices[b].scores, choices[b].index,
                         choices[b].reason, self.planner.name, self.dreamer.name, chosen[b], refinements[b],
-                        timings, audits[b], [obs[b] for obs in self._history]) for b in range(len(batch))]
+                        timings, audits[b], [obs[b] for obs in self._history], bool(self._active[b]))
+               for b in range(len(batch))]
         self.decisions.extend(out)
         return out
 
@@ -212,11 +219,14 @@ class Controller:
     def _audit(self, cands: np.ndarray, dreams: Dreams, choices) -> list[dict[str, Any]]:
         """True futures of the same candidates from the oracle, and how well the dreams matched."""
         pc = self.policy.cfg
-        true = self.audit.dream(self.audit.encode(list(self._history)),
+        true = self.audit.dream(self.audit.encode(list(self._history), self._active),
                                 dream_inputs(cands, pc.n_obs_steps, self.audit.horizon))
         h = min(true.shape[2], dreams.shape[2])
-        out = []
+        out: list[dict[str, Any] | None] = []
         for b in range(cands.shape[0]):
+            if not self._active[b]:
+                out.append(None)
+                continue
             ee = np.linalg.norm(dreams.ee_pos[b, :, :h] - true.ee_pos[b, :, :h], axis=-1).mean(0)
             obj = np.zeros(h)
             if true.object_pos.shape[3]:

@@ -33,7 +33,8 @@ class Dreamer(Protocol):
     def attach(self, envs: list[ReverieEnv]) -> None:
         """The environments being controlled (the oracle copies their state; others ignore it)."""
 
-    def encode(self, history: History) -> Any: ...
+    def encode(self, history: History, active: np.ndarray | None = None) -> Any:
+        """``active`` (B,) bool marks rows still worth dreaming (finished episodes may be skipped)."""
 
     def dream(self, latent: Any, trajs: np.ndarray) -> Dreams: ...
 
@@ -51,7 +52,8 @@ class LearnedDreamer:
         del envs
 
     @torch.no_grad()
-    def encode(self, history: History):
+    def encode(self, history: History, active: np.ndarray | None = None):
+        del active  # batched anyway: skipping rows would not save time
         to, shapes = self.model.cfg.n_obs_steps, self.model.shapes
         frames = [obs_vectors(batch, shapes.obs_dims, f"{shapes.task}/{shapes.robot}") for batch in history]
         frames = [frames[0]] * max(0, to - len(frames)) + frames[-to:]
@@ -84,20 +86,24 @@ class OracleDreamer:
                                       sim_dt=first.sim_dt, max_episode_steps=10**9)
         self.envs = envs
 
-    def encode(self, history: History) -> list[tuple[np.ndarray, Any]]:
+    def encode(self, history: History,
+               active: np.ndarray | None = None) -> list[tuple[np.ndarray, Any] | None]:
         del history
         if not self.envs:
             raise ValueError("the oracle dreamer is not attached to any environment (simulation only)")
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         snaps = []
-        for env in self.envs:
+        for i, env in enumerate(self.envs):
+            if active is not None and not active[i]:
+                snaps.append(None)  # not replayed: its dreams stay zero
+                continue
             m, d = env.scene.model, env.scene.data
             state = np.empty(mujoco.mj_stateSize(m, spec))
             mujoco.mj_getState(m, d, state, spec)
             snaps.append((state, copy.deepcopy(env.task)))
         return snaps
 
-    def dream(self, latent: list[tuple[np.ndarray, Any]], trajs: np.ndarray) -> Dreams:
+    def dream(self, latent: list[tuple[np.ndarray, Any] | None], trajs: np.ndarray) -> Dreams:
         b, k, h, _ = trajs.shape
         if len(latent) != b:
             raise ValueError(f"{len(latent)} simulator snapshots for {b} batches of trajectories")
@@ -107,7 +113,10 @@ class OracleDreamer:
                "progress": np.zeros((b, k, h)), "success": np.zeros((b, k, h))}
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         m, d = env.scene.model, env.scene.data
-        for i, (state, task) in enumerate(latent):
+        for i, snap in enumerate(latent):
+            if snap is None:
+                continue
+            state, task = snap
             for j in range(k):
                 mujoco.mj_setState(m, d, state, spec)
                 mujoco.mj_forward(m, d)

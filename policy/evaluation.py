@@ -114,7 +114,6 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
             for i in range(len(seeds))]
     try:
         obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
-        agent: DiffusionPolicy | Controller = policy if controller is None else controller
         if controller is None:
             policy.reset()
         else:
@@ -128,7 +127,10 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                 for i, env in enumerate(envs):
                     if not done[i]:
                         obs[i] = env.displace(displace.offset(seeds[i]))
-            actions = agent.select_action(obs, steps=steps, generator=gen)
+            if controller is None:
+                actions = policy.select_action(obs, steps=steps, generator=gen)
+            else:
+                actions = controller.select_action(obs, steps=steps, generator=gen, active=~np.asarray(done))
             if previous is not None:  # how far the arm's targets jump per step, by where the step falls
                 jump = np.linalg.norm(actions[:, :n_joints] - previous[:, :n_joints], axis=1)
                 side = "_boundary" if t % ta == 0 else "_inside"

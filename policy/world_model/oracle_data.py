@@ -56,6 +56,8 @@ class _Recorder:
         for d in decisions:
             row = row + 1 if cycle is d.timings_ms else 0
             cycle = d.timings_ms
+            if not d.active:  # the episode had ended: nothing was replayed
+                continue
             window = obs_vectors(d.observations, self.obs_dims, self.label)
             window = np.concatenate([np.repeat(window[:1], pc.n_obs_steps - len(window), 0), window])
             futures = dream_inputs(d.candidates, pc.n_obs_steps, d.dreams["progress"].shape[1])

@@ -149,3 +149,16 @@ def test_learned_controller_drives_episodes(policy, push_wm):
                       ControllerConfig(k=3), audit=OracleDreamer(8))
     r = evaluate(policy, 2, seed=5, batch=2, progress=False, controller=ctrl)
     assert r["controller"]["dreamer"] == "learned" and r["controller"]["fidelity"]["decisions"] > 0
+
+
+def test_the_oracle_skips_rows_whose_episodes_ended(policy):
+    envs = [ReverieEnv("push", "panda") for _ in range(2)]
+    obs = [e.reset(seed=i)[0] for i, e in enumerate(envs)]
+    ctrl = Controller(policy, OracleDreamer(8), make_planner("value"), ControllerConfig(k=2),
+                      audit=OracleDreamer(8))
+    ctrl.reset(envs)
+    ctrl.select_action(obs, active=np.array([True, False]))
+    live, ended = ctrl.decisions
+    assert live.active and not ended.active
+    assert np.abs(live.dreams["ee_pos"]).sum() > 0 and np.abs(ended.dreams["ee_pos"]).sum() == 0
+    assert live.audit is not None and ended.audit is None
