@@ -189,6 +189,8 @@ class WorldModelTrainConfig:
     """Training time budget; the schedule is paced to end by then."""
     batch_size: int = 256
     """Examples per step."""
+    rank_groups: int = 8
+    """Oracle-dream decisions (K candidates each) per step for the rank loss (0: off)."""
     lr: float = 1e-3
     """Peak AdamW learning rate."""
     weight_decay: float = 1e-4
@@ -220,6 +222,8 @@ class WorldModelTrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if self.rank_groups < 0:
+            raise ValueError(f"rank_groups must be >= 0, got {self.rank_groups}")
         if not 0 <= self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must lie in [0, 0.5), got {self.val_fraction}")
         if not self.lr > 0 or self.warmup_steps < 0:

@@ -78,6 +78,10 @@ def train_world_model(c) -> dict[str, Any]:
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     (run / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
     gen = torch.Generator().manual_seed(c.seed)
+    held = set(data.episode[val_idx].tolist())
+    groups = torch.tensor([int(s) for s in data.group_starts if int(data.episode[s]) not in held],
+                          dtype=torch.long)
+    rank_w = c.world_model.loss_weights.get("rank", 0.0)
     bar = tqdm(total=c.steps, desc=f"world model {data.shapes.task}", unit="step", disable=not c.progress)
     step, train_s, losses, frac = 0, 0.0, [], 0.0
     with (run / METRICS).open("a") as log:
@@ -89,6 +93,11 @@ def train_world_model(c) -> dict[str, Any]:
                 g["lr"] = lr_at(step, c, frac)
             pick = train_idx[torch.randint(len(train_idx), (c.batch_size,), generator=gen)]
             loss = model({k: v.to(device) for k, v in data.batch(pick).items()})
+            if len(groups) and rank_w and c.rank_groups:
+                starts = groups[torch.randint(len(groups), (c.rank_groups,), generator=gen)]
+                rows = (starts[:, None] + torch.arange(data.group_size)).reshape(-1)
+                batch = {k: v.to(device) for k, v in data.batch(rows).items()}
+                loss = loss + rank_w * model.rank_loss(batch, data.group_size)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -32,8 +32,10 @@ class WorldModelConfig:
     pos_scale: float = 10.0
     """Positions enter the loss in units of 1 / pos_scale m (decimetres by default)."""
     loss_weights: dict[str, float] = field(default_factory=lambda: {
-        "ee_pos": 1.0, "object_pos": 2.0, "holding": 0.5, "touching": 0.5, "progress": 2.0, "success": 1.0})
-    """Weight of each predicted quantity in the training loss."""
+        "ee_pos": 1.0, "object_pos": 2.0, "holding": 0.5, "touching": 0.5, "progress": 2.0, "success": 1.0,
+        "rank": 10.0})
+    """Weight of each predicted quantity in the training loss; ``rank`` weighs the loss on how
+    candidates from the same state differ (oracle-dream groups only)."""
 
     def __post_init__(self) -> None:
         for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads"):
@@ -51,7 +53,7 @@ class WorldModelConfig:
                              f"{self.loss_weights}")
 
 
-LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success")
+LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success", "rank")
 
 
 @dataclass(frozen=True)

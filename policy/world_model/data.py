@@ -55,6 +55,9 @@ class DreamTensors:
         self.obs_low, self.obs_high = obs_all.min(0), obs_all.max(0)
         self.action_low, self.action_high = act_all.min(0), act_all.max(0)
         self.episode = torch.cat([p["episode"] for p in parts])
+        self.group_starts = torch.zeros(0, dtype=torch.long)
+        """First row of each oracle-dream decision (K rows from one state), for the rank loss."""
+        self.group_size = 0
         for path in oracle_dreams:
             self._add_oracle_dreams(path, cfg, WORKSPACES[robot].cube_half)
 
@@ -88,6 +91,10 @@ class DreamTensors:
                  "progress": t["progress"], "success": t["success"]}
         for f in self.FIELDS:
             self.tensors[f] = torch.cat([self.tensors[f], extra[f].float()])
+        k = int(meta["k"])
+        self.group_size = k
+        first = len(self.tensors["obs"]) - len(t["obs"])
+        self.group_starts = torch.cat([self.group_starts, first + torch.arange(0, len(t["obs"]), k)])
         self.episode = torch.cat([self.episode, t["group"] + int(self.episode.max()) + 1])
         self.action_low = np.minimum(self.action_low, t["action"].numpy().min((0, 1)))
         self.action_high = np.maximum(self.action_high, t["action"].numpy().max((0, 1)))

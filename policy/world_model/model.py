@@ -154,6 +154,25 @@ class WorldModel(nn.Module):
         loss = sum(w.get(name, 0.0) * value for name, value in terms.items())
         return loss, {name: float(v.detach()) for name, v in terms.items()}
 
+    def rank_loss(self, batch: dict[str, Tensor], k: int) -> Tensor:
+        """Loss on how K candidates from one state differ: each prediction and target minus its
+        group's mean, for progress and the tool's and cubes' paths. ``batch`` holds G groups of
+        K rows sharing one observation window, group by group."""
+        g = batch["obs"].shape[0] // k
+        z = self.encode(batch["obs"][::k]).z
+        out = self.predict(z, batch["action"].reshape(g, k, *batch["action"].shape[1:]))
+        s = self.cfg.pos_scale
+
+        def centred(x: Tensor) -> Tensor:
+            return x - x.mean(dim=1, keepdim=True)
+
+        loss = F.mse_loss(centred(out["progress"]), centred(batch["progress"].reshape(g, k, -1)))
+        loss = loss + F.mse_loss(centred(out["ee_pos"]), centred(batch["ee_pos"].reshape(g, k, -1, 3) * s))
+        if self.shapes.n_objects:
+            target = batch["object_pos"].reshape(g, k, *batch["object_pos"].shape[1:]) * s
+            loss = loss + F.mse_loss(centred(out["object_pos"]), centred(target))
+        return loss
+
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
         return self.compute_loss(batch)[0]
 

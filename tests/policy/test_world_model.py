@@ -132,6 +132,11 @@ def test_oracle_dream_data_trains_the_world_model(push_run, push_data, tmp_path)
     e0 = with_dreams.shapes.offset("observation.ee_pose")
     ee_now = raw["obs"][:, -1, e0:e0 + 3]
     torch.testing.assert_close(with_dreams.tensors["ee_pos"][len(plain):] + ee_now[:, None], raw["ee_pos"])
+    summary = train_world_model(WorldModelTrainConfig(
+        data=[str(push_data)], oracle_dreams=[str(tmp_path / "dreams")], out=str(tmp_path / "wm"),
+        world_model=dict(TINY_WM), steps=4, batch_size=16, rank_groups=2, log_every=2, warmup_steps=1,
+        val_fraction=0.0, progress=False))
+    assert summary["examples"] == len(with_dreams) and summary["steps"] == 4
     with pytest.raises(Exception, match="holds no oracle dreams"):
         DreamTensors([DemoDataset(push_data)], cfg, [str(tmp_path)])
 
@@ -153,3 +158,16 @@ def test_a_policy_conditioned_on_the_world_models_latent_saves_and_loads(push_da
     window = torch.zeros(2, 2, policy.shapes.obs_dim) + torch.as_tensor(wm.obs_norm.centre)
     torch.testing.assert_close(policy.world_encoder(window), wm.encode(window).z)  # the same encoder
     assert policy.encode(window).shape[1] == 2 * policy.shapes.obs_dim + wm.cfg.latent_dim
+
+
+def test_rank_loss_sees_only_how_candidates_of_one_state_differ(push_tensors):
+    wm = _wm(push_tensors)
+    rows = torch.arange(8)
+    batch = push_tensors.batch(rows)
+    batch["obs"] = batch["obs"][:1].repeat(8, 1, 1)  # two groups of four sharing one state
+    shifted = {k: v.clone() for k, v in batch.items()}
+    shifted["progress"][:4] += 0.3  # a whole group moved together: nothing to rank differently
+    shifted["object_pos"][4:] += 0.05
+    torch.testing.assert_close(wm.rank_loss(batch, 4), wm.rank_loss(shifted, 4))
+    shifted["progress"][0] += 0.3  # one candidate better than its siblings: the loss sees it
+    assert not torch.isclose(wm.rank_loss(batch, 4), wm.rank_loss(shifted, 4))
