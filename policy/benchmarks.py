@@ -55,7 +55,7 @@ def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int],
             def once(k: int = k, steps: int = steps) -> None:
                 policy.reset()
                 policy.observe(obs)
-                traj = policy.sample(policy.observation_window(), policy._instructions, k, steps=steps)
+                traj = policy.sample(policy.observation_window(), policy.instructions, k, steps=steps)
                 traj.cpu().numpy()
             for _ in range(3):
                 once()

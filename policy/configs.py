@@ -418,7 +418,7 @@ class RunConfig:
     """Policy size preset."""
     train_steps: int = 8000
     """Training steps per policy task (quick CPU preset)."""
-    train_minutes: float = 8.0
+    train_minutes: float = 9.0
     """Training time budget per policy task; the learning-rate schedule is paced to it."""
     noisy_episodes: int = 150
     """Noisy/perturbed expert episodes for the world model, per policy task."""

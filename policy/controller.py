@@ -199,7 +199,7 @@ class Controller:
         h = pc.horizon
         keep = torch.arange(h) < h - last_x
         window = self.policy.observation_window()
-        variants = self.policy.sample(window, self.policy._instructions, c.refine_candidates,
+        variants = self.policy.sample(window, self.policy.instructions, c.refine_candidates,
                                       known=torch.as_tensor(chosen, dtype=torch.float32), keep=keep,
                                       strength=c.refine_strength, steps=steps,
                                       generator=generator).cpu().numpy()

@@ -2,7 +2,7 @@
 
 1. expert demonstrations for every task on every robot (the experts' success table);
 2. for each policy task (PickPlace on the Panda by default): 200 demonstrations, a diffusion
-   policy trained with the quick CPU preset (up to 8000 steps within an 8-minute budget);
+   policy trained with the quick CPU preset (up to 8000 steps within a 9-minute budget);
    150 noisy/perturbed expert episodes and a world model trained on both (2.5 minutes); then the
    plain policy and the sample -> dream -> choose controller (K=8, value planner, learned
    dreams) evaluated on the same held-out seeds;

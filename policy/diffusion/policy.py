@@ -155,6 +155,11 @@ class DiffusionPolicy(nn.Module):
                                  f"observation (key {keys.INSTRUCTION!r})")
             self._instructions = [str(o[keys.INSTRUCTION]) for o in batch]
 
+    @property
+    def instructions(self) -> list[str] | None:
+        """The current instruction per batch row (instructed tasks), from the last observation."""
+        return self._instructions
+
     def observation_window(self) -> Tensor:
         """The history as (B, To, obs_dim)."""
         dev = self.obs_norm.centre.device
