@@ -124,6 +124,26 @@ def load_tensors(ckpt: Path, name: str, meta: dict[str, Any]) -> dict[str, torch
         raise CheckpointError(f"cannot read {path}: {e}") from None
 
 
+def _check_trained_for(ckpt: Path, shapes, task: str | None, robot: str | None, what: str,
+                       fix: str) -> None:
+    """Refuse a checkpoint trained for another task or robot; ``fix`` (with {name}, {have},
+    {want}) says what to do instead."""
+    for name, want, have in (("task", task, shapes.task), ("robot", robot, shapes.robot)):
+        if want is not None and want != have:
+            raise CheckpointError(f"{what} {ckpt} was trained for {name} {have!r}, not {want!r}; "
+                                  + fix.format(name=name, have=have, want=want))
+
+
+def _load_weights(model: torch.nn.Module, ckpt: Path, meta: dict[str, Any]) -> None:
+    """Load the checked weights file into ``model``, refusing one that does not fit it."""
+    state = load_tensors(ckpt, MODEL, meta)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{ckpt / MODEL} does not fit the model its {META} describes: "
+                              f"{str(e).splitlines()[0]}") from None
+
+
 def load_policy(path: str | Path, task: str | None = None, robot: str | None = None,
                 device: str | torch.device = "cpu") -> DiffusionPolicy:
     """The EMA policy of a checkpoint, in eval mode. ``task``/``robot`` must match its training."""
@@ -134,18 +154,11 @@ def load_policy(path: str | Path, task: str | None = None, robot: str | None = N
         shapes = PolicyShapes.from_json(meta["shapes"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt / META} holds an invalid policy description: {e}") from None
-    for name, want, have in (("task", task, shapes.task), ("robot", robot, shapes.robot)):
-        if want is not None and want != have:
-            raise CheckpointError(f"checkpoint {ckpt} was trained for {name} {have!r}, not {want!r}; "
-                                  f"evaluate it with {name}={have} or train one for {want}")
+    _check_trained_for(ckpt, shapes, task, robot, "checkpoint",
+                       "evaluate it with {name}={have} or train one for {want}")
     zeros_o, zeros_a = np.zeros(shapes.obs_dim), np.zeros(shapes.action_dim)
     policy = DiffusionPolicy(cfg, shapes, zeros_o, zeros_o, zeros_a, zeros_a, _world_encoder(ckpt, meta))
-    state = load_tensors(ckpt, MODEL, meta)
-    try:
-        policy.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt / MODEL} does not fit the model its {META} describes: "
-                              f"{str(e).splitlines()[0]}") from None
+    _load_weights(policy, ckpt, meta)
     return policy.to(device).eval()
 
 
@@ -162,18 +175,11 @@ def load_world_model(path: str | Path, task: str | None = None, robot: str | Non
         shapes = WorldShapes.from_json(meta["shapes"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt / META} holds an invalid world-model description: {e}") from None
-    for name, want, have in (("task", task, shapes.task), ("robot", robot, shapes.robot)):
-        if want is not None and want != have:
-            raise CheckpointError(f"world model {ckpt} was trained for {name} {have!r}, not {want!r}; "
-                                  f"train one with `reverie train-world-model` on {want} data")
+    _check_trained_for(ckpt, shapes, task, robot, "world model",
+                       "train one with `reverie train-world-model` on {want} data")
     zeros_o, zeros_a = np.zeros(shapes.obs_dim), np.zeros(shapes.action_dim)
     model = WorldModel(cfg, shapes, zeros_o, zeros_o, zeros_a, zeros_a)
-    state = load_tensors(ckpt, MODEL, meta)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{ckpt / MODEL} does not fit the model its {META} describes: "
-                              f"{str(e).splitlines()[0]}") from None
+    _load_weights(model, ckpt, meta)
     return model.to(device).eval()
 
 

@@ -93,6 +93,8 @@ class Decision:
     """The To observations the decision was made from, oldest first."""
     active: bool = True
     """False for a row whose episode had already ended (decided for batching only)."""
+    row: int = 0
+    """Which batch row (robot or environment) of its cycle the decision is for."""
 
 
 def dream_inputs(trajs: np.ndarray, n_obs_steps: int, horizon: int) -> np.ndarray:
@@ -117,6 +119,9 @@ class Controller:
         if self.cfg.refine >= h - policy.cfg.n_obs_steps + 1:
             raise ValueError(f"refine={self.cfg.refine} would re-denoise steps already executing; "
                              f"use at most {h - policy.cfg.n_obs_steps} (horizon {h})")
+        norm = policy.action_norm
+        self._limits = tuple(x.cpu().numpy() for x in (norm.centre - norm.half_range,
+                                                          norm.centre + norm.half_range))
         self.decisions: list[Decision] = []
         self.reset()
 
@@ -164,37 +169,33 @@ class Controller:
         cands = self.policy.candidates(c.k, steps=steps, generator=generator).cpu().numpy()
         t1 = time.perf_counter()
         latent = self.dreamer.encode(list(self._history), self._active)
-        dreams = self.dreamer.dream(latent, dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon))
+        futures = dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon)
+        dreams = self.dreamer.dream(latent, futures)
         t2 = time.perf_counter()
-        limits = (self.policy.action_norm.centre - self.policy.action_norm.half_range,
-                  self.policy.action_norm.centre + self.policy.action_norm.half_range)
-        limits = self._limits = tuple(x.cpu().numpy() for x in limits)
-        choices = [self.planner.choose(self._query(cands[b], dreams.row(b), batch[b], limits))
+        choices = [self.planner.choose(self._query(futures[b], dreams.row(b), batch[b]))
                    for b in range(len(batch))]
         t3 = time.perf_counter()
         chosen = np.stack([cands[b, ch.index] for b, ch in enumerate(choices)])
         refinements: list[list[Refinement]] = [[] for _ in batch]
         last_x = max([c.refine] + [ch.refine_last for ch in choices])
         if last_x:
-            chosen, refinements = self._refine(batch, chosen, choices, latent, last_x, steps, generator,
-                                               limits)
+            chosen, refinements = self._refine(batch, chosen, choices, latent, last_x, steps, generator)
         t4 = time.perf_counter()
         timings = {"sample": (t1 - t0) * 1e3, "dream": (t2 - t1) * 1e3, "choose": (t3 - t2) * 1e3,
                    "refine": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
         audits = self._audit(cands, dreams, choices) if self.audit is not None else [None] * len(batch)
         out = [Decision(self._step, cands[b], dreams.take_row(b), choices[b].scores, choices[b].index,
                         choices[b].reason, self.planner.name, self.dreamer.name, chosen[b], refinements[b],
-                        timings, audits[b], [obs[b] for obs in self._history], bool(self._active[b]))
+                        timings, audits[b], [obs[b] for obs in self._history], bool(self._active[b]), b)
                for b in range(len(batch))]
         self.decisions.extend(out)
         return out
 
-    def _query(self, cands: np.ndarray, dreams: Dreams, obs: Observation, limits) -> PlanQuery:
-        pc = self.policy.cfg
-        return PlanQuery(dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon), dreams,
-                         obs.get(keys.INSTRUCTION), obs, limits)
+    def _query(self, futures: np.ndarray, dreams: Dreams, obs: Observation) -> PlanQuery:
+        """One row's query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
+        return PlanQuery(futures, dreams, obs.get(keys.INSTRUCTION), obs, self._limits)
 
-    def _refine(self, batch, chosen, choices, latent, last_x, steps, generator, limits):
+    def _refine(self, batch, chosen, choices, latent, last_x, steps, generator):
         pc, c = self.policy.cfg, self.cfg
         h = pc.horizon
         keep = torch.arange(h) < h - last_x
@@ -203,12 +204,13 @@ class Controller:
                                       known=torch.as_tensor(chosen, dtype=torch.float32), keep=keep,
                                       strength=c.refine_strength, steps=steps,
                                       generator=generator).cpu().numpy()
-        dreams = self.dreamer.dream(latent, dream_inputs(variants, pc.n_obs_steps, self.dreamer.horizon))
+        futures = dream_inputs(variants, pc.n_obs_steps, self.dreamer.horizon)
+        dreams = self.dreamer.dream(latent, futures)
         total = steps or pc.num_inference_steps
         used = len(range(min(total - 1, round(total * (1 - c.refine_strength))), total))
         out_chosen, out_ref = chosen.copy(), []
         for b in range(len(batch)):
-            scores = self.planner.score(self._query(variants[b], dreams.row(b), batch[b], limits))
+            scores = self.planner.score(self._query(futures[b], dreams.row(b), batch[b]))
             before = float(choices[b].scores[choices[b].index])
             kept = bool(scores.max() > before)
             if kept:
@@ -219,8 +221,8 @@ class Controller:
     def _audit(self, cands: np.ndarray, dreams: Dreams, choices) -> list[dict[str, Any]]:
         """True futures of the same candidates from the oracle, and how well the dreams matched."""
         pc = self.policy.cfg
-        true = self.audit.dream(self.audit.encode(list(self._history), self._active),
-                                dream_inputs(cands, pc.n_obs_steps, self.audit.horizon))
+        futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
+        true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
         h = min(true.shape[2], dreams.shape[2])
         out: list[dict[str, Any] | None] = []
         for b in range(cands.shape[0]):
@@ -233,8 +235,8 @@ class Controller:
                 gap = dreams.object_pos[b, :, :h] - true.object_pos[b, :, :h]
                 obj = np.linalg.norm(gap, axis=-1).mean((0, 2))
             pred_p, true_p = dreams.progress[b, :, h - 1], true.progress[b, :, h - 1]
-            true_scores = self.planner.score(PlanQuery(dream_inputs(cands[b], pc.n_obs_steps, h),
-                                                       true.row(b), joint_limits=self._limits))
+            true_scores = self.planner.score(PlanQuery(futures[b, :, :h], true.row(b),
+                                                       joint_limits=self._limits))
             true_choice = int(np.argmax(true_scores))
             top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)
             out.append({"ee_err_m": ee, "object_err_m": obj, "pred_progress": pred_p, "true_progress": true_p,

@@ -40,11 +40,11 @@ class DecisionStats:
         self.cycles = 0
 
     def add(self, decisions: list[Decision]) -> None:
-        seen: set[int] = set()
+        """One wave's decisions (one controller episode batch, so steps identify cycles)."""
+        cycles = {d.step: d.timings_ms for d in decisions}  # one timing record per batched cycle
+        self.timings.extend(cycles.values())
+        self.cycles += len(cycles)
         for d in decisions:
-            if id(d.timings_ms) not in seen:  # one timing record per batched cycle
-                seen.add(id(d.timings_ms))
-                self.timings.append(d.timings_ms)
             for r in d.refinements:
                 self.refined += 1
                 self.kept += int(r.kept)
@@ -63,7 +63,6 @@ class DecisionStats:
                 rho = spearman(a["pred_progress"], a["true_progress"])
                 if rho is not None:
                     self.rho.append(rho)
-        self.cycles += len(seen)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cycles": self.cycles}

@@ -117,10 +117,10 @@ class OracleDreamer:
             if snap is None:
                 continue
             state, task = snap
+            env.task = task  # the snapshot's own copy: tasks change only at reset, never in step
             for j in range(k):
                 mujoco.mj_setState(m, d, state, spec)
                 mujoco.mj_forward(m, d)
-                env.task = copy.deepcopy(task)
                 solved = False
                 for t in range(h):
                     obs, progress, _, _, info = env.step(trajs[i, j, t])

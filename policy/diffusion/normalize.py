@@ -36,3 +36,13 @@ class MinMaxNormalizer(nn.Module):
 
     def unnormalize(self, y: Tensor) -> Tensor:
         return y * self.half_range + self.centre
+
+
+def obs_action_normalizers(obs_low, obs_high, action_low, action_high, obs_dim: int,
+                           action_dim: int) -> tuple[MinMaxNormalizer, MinMaxNormalizer]:
+    """The observation and action normalisers of a model, checked against its shapes."""
+    obs_norm, action_norm = MinMaxNormalizer(obs_low, obs_high), MinMaxNormalizer(action_low, action_high)
+    if obs_norm.dim != obs_dim or action_norm.dim != action_dim:
+        raise ValueError(f"statistics widths ({obs_norm.dim}, {action_norm.dim}) do not "
+                         f"match the shapes ({obs_dim}, {action_dim})")
+    return obs_norm, action_norm

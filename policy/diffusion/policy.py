@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from policy.diffusion.config import DiffusionConfig, PolicyShapes
-from policy.diffusion.normalize import MinMaxNormalizer
+from policy.diffusion.normalize import obs_action_normalizers
 from policy.diffusion.sampler import Sampler
 from policy.diffusion.text import HashedTextEncoder
 from policy.diffusion.unet import ConditionalUnet1D
@@ -64,11 +64,8 @@ class DiffusionPolicy(nn.Module):
                  world_encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg, self.shapes = cfg, shapes
-        self.obs_norm = MinMaxNormalizer(obs_low, obs_high)
-        self.action_norm = MinMaxNormalizer(action_low, action_high)
-        if self.obs_norm.dim != shapes.obs_dim or self.action_norm.dim != shapes.action_dim:
-            raise ValueError(f"statistics widths ({self.obs_norm.dim}, {self.action_norm.dim}) do not "
-                             f"match the shapes ({shapes.obs_dim}, {shapes.action_dim})")
+        self.obs_norm, self.action_norm = obs_action_normalizers(
+            obs_low, obs_high, action_low, action_high, shapes.obs_dim, shapes.action_dim)
         self.text = HashedTextEncoder(cfg.text_dim, cfg.text_buckets) if shapes.uses_instruction else None
         self.world_encoder = world_encoder
         if world_encoder is not None and (dict(world_encoder.shapes.obs_dims) != dict(shapes.obs_dims)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from policy.diffusion.normalize import MinMaxNormalizer
+from policy.diffusion.normalize import MinMaxNormalizer, obs_action_normalizers
 from policy.dreams import Dreams
 from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
 
@@ -69,11 +69,8 @@ class WorldModel(nn.Module):
                  action_low: np.ndarray, action_high: np.ndarray) -> None:
         super().__init__()
         self.cfg, self.shapes = cfg, shapes
-        self.obs_norm = MinMaxNormalizer(obs_low, obs_high)
-        self.action_norm = MinMaxNormalizer(action_low, action_high)
-        if self.obs_norm.dim != shapes.obs_dim or self.action_norm.dim != shapes.action_dim:
-            raise ValueError(f"statistics widths ({self.obs_norm.dim}, {self.action_norm.dim}) do not "
-                             f"match the shapes ({shapes.obs_dim}, {shapes.action_dim})")
+        self.obs_norm, self.action_norm = obs_action_normalizers(
+            obs_low, obs_high, action_low, action_high, shapes.obs_dim, shapes.action_dim)
         d = cfg.d_model
         self.encoder = build_encoder(cfg, shapes.obs_dim)
         self.action_in = nn.Linear(shapes.action_dim, d)

@@ -52,10 +52,7 @@ class _Recorder:
     def __call__(self, decisions: list[Decision]) -> None:
         """One wave's decisions, cycle by cycle; each cycle holds one decision per episode."""
         pc = self.policy.cfg
-        cycle, row = None, 0
         for d in decisions:
-            row = row + 1 if cycle is d.timings_ms else 0
-            cycle = d.timings_ms
             if not d.active:  # the episode had ended: nothing was replayed
                 continue
             window = obs_vectors(d.observations, self.obs_dims, self.label)
@@ -66,7 +63,7 @@ class _Recorder:
             self.rows["action"].append(futures)
             for key in ("ee_pos", "object_pos", "progress", "success"):
                 self.rows[key].append(d.dreams[key])
-            self.rows["group"].append(np.full(k, self.waves * 10_000 + row))
+            self.rows["group"].append(np.full(k, self.waves * 10_000 + d.row))
             self.groups += 1
         self.waves += 1
 
