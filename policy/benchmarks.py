@@ -13,6 +13,7 @@ import torch
 from policy import checkpoint
 from policy.diffusion.config import DiffusionConfig, PolicyShapes
 from policy.diffusion.policy import DiffusionPolicy
+from sim import keys
 from sim.bench import machine
 from sim.data.format import STATE, frame_from_obs
 from sim.registry import env_id, get_task
@@ -119,3 +120,112 @@ def bench_cycle(policy: DiffusionPolicy, world_model, ks: list[int], steps: int 
             "steps": steps or policy.cfg.num_inference_steps, "refine": refine,
             "chunk_execution_ms": budget_ms, "threads": torch.get_num_threads(),
             "device": str(policy.obs_norm.centre.device), "results": results, "machine": machine()}
+
+
+def bench_planner(policy: DiffusionPolicy, world_model, planners: list[str], llm_settings: dict[str, Any],
+                  k: int = 16, repeats: int = 20,
+                  task_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """p50/p95 ms of one planning call (the planner's ``choose`` inside a real control cycle) per
+    planner, each decision on a fresh episode, so nothing is answered from a cache: every ``llm``
+    call reaches the model and every ``llm_value`` call reads a new instruction."""
+    from policy.controller import Controller, ControllerConfig
+    from policy.dreamers import LearnedDreamer
+    from policy.planners.registry import make_planner
+
+    env = gym.make(env_id(policy.shapes.task, policy.shapes.robot), **({"task_kwargs": task_kwargs}
+                                                                       if task_kwargs else {}))
+    budget_ms = policy.cfg.n_action_steps * env.unwrapped.control_dt * 1000
+    results = []
+    for name in planners:
+        settings = {**llm_settings, "cache": 0} if name.startswith("llm") else {}
+        ctrl = Controller(policy, LearnedDreamer(world_model), make_planner(name, **settings),
+                          ControllerConfig(k=k))
+        times = []
+        for i in range(repeats):
+            obs, _ = env.reset(seed=10_000 + i)
+            ctrl.reset()
+            ctrl.select_action(obs)
+            times.append(ctrl.decisions[-1].timings_ms["choose"])
+        times.sort()
+        stats = getattr(ctrl.planner, "stats", None)
+        results.append({"planner": name, "p50_ms": statistics.median(times),
+                        "p95_ms": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+                        "fits_in_chunk": times[round(0.95 * (len(times) - 1))] < budget_ms,
+                        **({"stats": stats.summary()} if stats is not None else {})})
+    env.close()
+    return {"task": policy.shapes.task, "robot": policy.shapes.robot, "k": k, "repeats": repeats,
+            "chunk_execution_ms": budget_ms, "llm": {x: llm_settings[x] for x in ("backend", "model_path",
+                                                                               "base_url", "n_threads")},
+            "task_kwargs": task_kwargs, "results": results, "machine": machine()}
+
+
+def bench_grounding(robot: str, planners: list[str], llm_settings: dict[str, Any], episodes: int = 40,
+                    horizon: int = 60, phrasings: tuple[str, ...] = ("familiar", "novel"),
+                    seed: int = 20_000) -> dict[str, Any]:
+    """Selection accuracy on Sort, independent of any trained policy: from each start state the
+    scripted expert proposes six futures (every cube onto every pad, ``horizon`` steps), the
+    simulator dreams where the arm and cubes go (the oracle, with its instruction-aware progress
+    and success blanked), and each planner chooses. A choice is right when its future handles
+    the cube the instruction names and heads for the pad it names. The language is the only
+    thing that tells the futures apart: a planner that cannot read scores at chance (1/6)."""
+    import copy
+
+    from policy.dreamers import OracleDreamer
+    from policy.planners.base import PlanQuery
+    from policy.planners.llm.describe import outcomes
+    from policy.planners.registry import make_planner
+    from robots.registry import get_robot
+    from sim.env import ReverieEnv
+    from sim.experts import EXPERTS
+    from sim.language import CUBE_COLOURS, PAD_COLOURS, SceneVocabulary
+    from sim.workspace import WORKSPACES
+
+    vocab = SceneVocabulary.for_task("sort", robot)
+    built = {name: make_planner(name, **({**llm_settings} if name.startswith("llm") else {}))
+             for name in planners}
+    pairs = [(c, p) for c in CUBE_COLOURS for p in PAD_COLOURS]
+    out: dict[str, Any] = {}
+    for phrasing in phrasings:
+        env = ReverieEnv("sort", robot, task_kwargs={"phrasing": phrasing}, max_episode_steps=10**6)
+        right = {name: 0 for name in planners}
+        ms: dict[str, list[float]] = {name: [] for name in planners}
+        read = 0
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + i)
+            want = (env.task.cube_colour, env.task.pad_colour)
+            trajs = []
+            for c, p in pairs:  # the expert, told plainly, from the same state
+                shadow = copy.deepcopy(env)
+                expert = EXPERTS["sort"](get_robot(robot), WORKSPACES[robot], env.control_dt)
+                o = {**obs, keys.INSTRUCTION: f"put the {c} cube on the {p} pad"}
+                expert.reset(o, np.random.default_rng(i))
+                steps = []
+                for _ in range(horizon):
+                    a = expert.act(o)
+                    steps.append(a)
+                    o, *_ = shadow.step(a)
+                    o = {**o, keys.INSTRUCTION: f"put the {c} cube on the {p} pad"}
+                trajs.append(np.stack(steps))
+                shadow.close()
+            trajs = np.stack(trajs)[None]
+            oracle = OracleDreamer(horizon)
+            oracle.attach([env])
+            dreams = oracle.dream(oracle.encode([[obs]]), trajs)
+            # keep the geometry, drop the task's own progress and success: the simulator computes
+            # them for the instructed cube, which would hand every planner the answer
+            dreams.progress[:], dreams.success[:] = 0.0, 0.0
+            q = PlanQuery(trajs[0], dreams.row(0), obs[keys.INSTRUCTION], obs, task="sort", scene=vocab)
+            read += [CUBE_COLOURS[o_.obj] if o_.obj is not None else None for o_ in outcomes(
+                dreams.row(0), obs, vocab)] == [c for c, _ in pairs]
+            for name, planner in built.items():
+                t0 = time.perf_counter()
+                choice = planner.choose(q)
+                ms[name].append((time.perf_counter() - t0) * 1e3)
+                right[name] += pairs[choice.index] == want
+        env.close()
+        out[phrasing] = {"episodes": episodes, "dreams_name_the_right_cube": read / episodes,
+                         "accuracy": {n: right[n] / episodes for n in planners},
+                         "choose_ms_p50": {n: statistics.median(ms[n]) for n in planners}}
+    stats = {n: p.stats.summary() for n, p in built.items() if hasattr(p, "stats")}
+    return {"task": "sort", "robot": robot, "horizon": horizon, "chance": 1 / len(pairs),
+            "results": out, "planner_stats": stats, "machine": machine()}

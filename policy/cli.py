@@ -10,11 +10,15 @@
     reverie eval checkpoint=runs/push episodes=100 out=eval.json [steps=4 video=ep.gif]
     reverie bench latency checkpoint=runs/push k=16 steps=10
     reverie bench cycle checkpoint=runs/push world_model=runs/push_wm k=[1,4,16]
+    reverie eval checkpoint=runs/sort planner=llm world_model=runs/sort_wm phrasing=novel
+    reverie bench grounding planners=[value,llm,llm_value] episodes=40
+    reverie bench planner checkpoint=runs/sort world_model=runs/sort_wm planners=[value,llm,llm_value]
     torchrun --nproc_per_node=N -m policy.cli train ...      multi-GPU / multi-node training
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -107,12 +111,14 @@ def cmd_eval(overrides: list[str]) -> None:
             if c.world_model else None
         dreamer = make_dreamer(c.dreamer, wm, wm.cfg.horizon if wm else policy.cfg.horizon)
         audit = OracleDreamer(dreamer.horizon) if c.audit else None
-        controller = Controller(policy, dreamer, make_planner(c.planner),
+        settings = dataclasses.asdict(c.llm) if c.planner.startswith("llm") else {}
+        controller = Controller(policy, dreamer, make_planner(c.planner, **settings),
                                 ControllerConfig(c.k, c.refine, c.refine_candidates, c.refine_strength),
                                 audit)
     displace = Displacement(c.displace_step, c.displace_cm) if c.displace_step else None
+    task_kwargs = {"phrasing": c.phrasing} if c.phrasing else None
     r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video,
-                 controller=controller, displace=displace)
+                 controller=controller, displace=displace, task_kwargs=task_kwargs)
     r["checkpoint"] = c.checkpoint
     if c.world_model:
         r["world_model"] = c.world_model
@@ -130,6 +136,24 @@ def cmd_bench(overrides: list[str]) -> None:
         r = bench_expert(c.task, c.robot, c.episodes, c.seed, c.num_envs, c.noise, c.perturb)
     elif kind == "throughput":
         r = bench_throughput(c.task, c.robot, c.steps, c.repeats, c.collect_episodes, c.num_envs)
+    elif kind == "grounding":
+        from policy.benchmarks import bench_grounding
+
+        r = bench_grounding(c.robot, c.planners, dataclasses.asdict(c.llm), c.episodes, c.horizon,
+                            tuple(c.phrasings))
+    elif kind == "planner":
+        import torch
+
+        from policy.benchmarks import bench_planner
+        from policy.checkpoint import load_policy, load_world_model
+
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        policy = load_policy(c.checkpoint)
+        wm = load_world_model(c.world_model, policy.shapes.task, policy.shapes.robot)
+        r = bench_planner(policy, wm, c.planners, dataclasses.asdict(c.llm), c.k, c.repeats,
+                          {"phrasing": c.phrasing} if c.phrasing and policy.shapes.task == "sort" else None)
+        r.update(checkpoint=c.checkpoint, world_model=c.world_model)
     elif kind == "cycle":
         import torch
 
@@ -161,7 +185,7 @@ def cmd_run(overrides: list[str]) -> None:
     run(load_config("run", overrides))
 
 
-BENCHES = ("expert", "throughput", "latency", "cycle")
+BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,

@@ -8,6 +8,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from policy.diffusion.config import DiffusionConfig
+from policy.planners.llm.config import LLMConfig
 from policy.world_model.config import WorldModelConfig
 from robots.registry import get_robot
 from sim.registry import get_task
@@ -302,6 +303,10 @@ class EvalConfig:
     """Harder setting: at this control step move the cube ``displace_cm`` in a seeded direction."""
     displace_cm: float = 6.0
     """Distance of the mid-episode displacement, cm."""
+    phrasing: str | None = None
+    """Sort only: familiar (as in the demonstrations) or novel instructions (held-out words)."""
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    """Settings of planner=llm or llm_value (llm.backend=openai llm.base_url=... llm.memory=FILE)."""
     out: str | None = None
     """Also write the JSON result to this file."""
     device: str = "cpu"
@@ -309,6 +314,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         from policy.controller import ControllerConfig
+
+        if self.phrasing not in (None, "familiar", "novel"):
+            raise ValueError(f"phrasing must be familiar or novel, got {self.phrasing!r}")
         from policy.dreamers import DREAMERS
         from policy.planners.registry import PLANNERS
 
@@ -399,6 +407,62 @@ class BenchCycleConfig:
 
 
 @dataclass
+class BenchPlannerConfig:
+    """`reverie bench planner`: ms of one planning call per planner (and backend)."""
+
+    checkpoint: str = "runs/sort"
+    """Policy run (Sort, for instructions worth reading)."""
+    world_model: str = "runs/sort_wm"
+    """World-model run of the same task and robot."""
+    planners: list[str] = field(default_factory=lambda: ["value", "llm", "llm_value"])
+    k: int = 16
+    repeats: int = 20
+    """Timed decisions per planner, each on a fresh episode."""
+    phrasing: str | None = "novel"
+    """Sort instructions: familiar or novel."""
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        from policy.planners.registry import PLANNERS
+
+        unknown = [p for p in self.planners if p not in PLANNERS]
+        if unknown:
+            raise ValueError(f"unknown planners {unknown}; choose from {', '.join(PLANNERS)}")
+        if self.k < 1 or self.repeats < 1:
+            raise ValueError("k and repeats must be >= 1")
+
+
+@dataclass
+class BenchGroundingConfig:
+    """`reverie bench grounding`: Sort selection accuracy per planner on expert-proposed futures."""
+
+    robot: str = "panda"
+    planners: list[str] = field(default_factory=lambda: ["value", "llm", "llm_value"])
+    episodes: int = 40
+    """Start states per phrasing."""
+    horizon: int = 60
+    """Control steps each proposed future runs (60 = 6 s: grasped and on its way)."""
+    phrasings: list[str] = field(default_factory=lambda: ["familiar", "novel"])
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        from policy.planners.registry import PLANNERS
+
+        get_robot(self.robot)
+        unknown = [p for p in self.planners if p not in PLANNERS]
+        if unknown:
+            raise ValueError(f"unknown planners {unknown}; choose from {', '.join(PLANNERS)}")
+        if any(p not in ("familiar", "novel") for p in self.phrasings):
+            raise ValueError(f"phrasings must be familiar and/or novel, got {self.phrasings}")
+        if self.episodes < 1 or self.horizon < 8:
+            raise ValueError("episodes must be >= 1 and horizon >= 8")
+
+
+@dataclass
 class RunConfig:
     """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
 
@@ -426,6 +490,8 @@ class RunConfig:
     """World-model training budget per policy task."""
     controller_k: int = 8
     """Candidates per decision of the sample -> dream -> choose controller."""
+    llm_episodes: int = 10
+    """Also run the language-model planner on this many of the evaluation seeds (0: skip)."""
     eval_episodes: int = 50
     """Closed-loop evaluation episodes per policy task."""
     out: str = "runs/main"
@@ -446,6 +512,9 @@ class RunConfig:
         for t in self.policy_tasks:
             _check_task_robot(t, self.policy_robot)
         _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
+        if not 0 <= self.llm_episodes <= self.eval_episodes:
+            raise ValueError(f"llm_episodes must lie in [0, eval_episodes={self.eval_episodes}], "
+                             f"got {self.llm_episodes}")
         if self.demos < 1 or self.train_steps < 1 or self.eval_episodes < 1 or self.train_minutes <= 0:
             raise ValueError("demos, train_steps, eval_episodes and train_minutes must be positive")
         if self.noisy_episodes < 1 or self.world_model_minutes <= 0 or self.controller_k < 1:
@@ -460,6 +529,8 @@ COMMAND_CONFIGS: dict[str, type] = {
     "collect_dreams": CollectDreamsConfig,
     "bench_latency": BenchLatencyConfig,
     "bench_cycle": BenchCycleConfig,
+    "bench_planner": BenchPlannerConfig,
+    "bench_grounding": BenchGroundingConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
     "bench_throughput": BenchThroughputConfig,

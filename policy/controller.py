@@ -29,8 +29,9 @@ import torch
 from policy.diffusion.policy import DiffusionPolicy, Observation
 from policy.dreamers import Dreamer
 from policy.dreams import Dreams
-from policy.planners.base import Planner, PlanQuery
+from policy.planners.base import Choice, Planner, PlanQuery
 from sim import keys
+from sim.language import SceneVocabulary
 
 
 @dataclass
@@ -95,6 +96,8 @@ class Decision:
     """False for a row whose episode had already ended (decided for batching only)."""
     row: int = 0
     """Which batch row (robot or environment) of its cycle the decision is for."""
+    resampled: int = 0
+    """The planner asked for this many fresh candidates; ``candidates`` are those."""
 
 
 def dream_inputs(trajs: np.ndarray, n_obs_steps: int, horizon: int) -> np.ndarray:
@@ -119,6 +122,11 @@ class Controller:
         if self.cfg.refine >= h - policy.cfg.n_obs_steps + 1:
             raise ValueError(f"refine={self.cfg.refine} would re-denoise steps already executing; "
                              f"use at most {h - policy.cfg.n_obs_steps} (horizon {h})")
+        try:
+            self.scene: SceneVocabulary | None = SceneVocabulary.for_task(policy.shapes.task,
+                                                                           policy.shapes.robot)
+        except ValueError:
+            self.scene = None
         norm = policy.action_norm
         self._limits = tuple(x.cpu().numpy() for x in (norm.centre - norm.half_range,
                                                           norm.centre + norm.half_range))
@@ -174,8 +182,11 @@ class Controller:
         t2 = time.perf_counter()
         choices = [self.planner.choose(self._query(futures[b], dreams.row(b), batch[b]))
                    for b in range(len(batch))]
+        rows = [(cands[b], dreams.take_row(b), 0) for b in range(len(batch))]
+        if any(ch.resample for ch in choices):
+            choices, rows = self._resample(batch, choices, rows, latent, steps, generator)
         t3 = time.perf_counter()
-        chosen = np.stack([cands[b, ch.index] for b, ch in enumerate(choices)])
+        chosen = np.stack([rows[b][0][ch.index] for b, ch in enumerate(choices)])
         refinements: list[list[Refinement]] = [[] for _ in batch]
         last_x = max([c.refine] + [ch.refine_last for ch in choices])
         if last_x:
@@ -184,16 +195,43 @@ class Controller:
         timings = {"sample": (t1 - t0) * 1e3, "dream": (t2 - t1) * 1e3, "choose": (t3 - t2) * 1e3,
                    "refine": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
         audits = self._audit(cands, dreams, choices) if self.audit is not None else [None] * len(batch)
-        out = [Decision(self._step, cands[b], dreams.take_row(b), choices[b].scores, choices[b].index,
+        out = [Decision(self._step, rows[b][0], rows[b][1], choices[b].scores, choices[b].index,
                         choices[b].reason, self.planner.name, self.dreamer.name, chosen[b], refinements[b],
-                        timings, audits[b], [obs[b] for obs in self._history], bool(self._active[b]), b)
+                        timings, audits[b] if not rows[b][2] else None, [obs[b] for obs in self._history],
+                        bool(self._active[b]), b, rows[b][2])
                for b in range(len(batch))]
         self.decisions.extend(out)
         return out
 
     def _query(self, futures: np.ndarray, dreams: Dreams, obs: Observation) -> PlanQuery:
         """One row's query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
-        return PlanQuery(futures, dreams, obs.get(keys.INSTRUCTION), obs, self._limits)
+        return PlanQuery(futures, dreams, obs.get(keys.INSTRUCTION), obs, self._limits,
+                         self.policy.shapes.task, self.scene)
+
+    def _resample(self, batch, choices, rows, latent, steps, generator):
+        """Rows whose planner asked for fresh candidates get them (one batched call for all rows, of
+        the largest size asked) and are decided again; a second request is not honoured."""
+        pc = self.policy.cfg
+        k = max(ch.resample for ch in choices)
+        cands = self.policy.candidates(k, steps=steps, generator=generator).cpu().numpy()
+        futures = dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon)
+        dreams = self.dreamer.dream(latent, futures)
+        choices, rows = list(choices), list(rows)
+        for b, ch in enumerate(choices):
+            if ch.resample:
+                again = self.planner.choose(self._query(futures[b], dreams.row(b), batch[b]))
+                choices[b] = Choice(again.index, again.scores, f"resampled {k}: {again.reason}",
+                                    again.refine_last)
+                rows[b] = (cands[b], dreams.take_row(b), k)
+        return choices, rows
+
+    def end_episode(self, row: int, success: bool, final_obs: Observation, episode: int = 0) -> None:
+        """Tell a planner that keeps memory how batch row ``row``'s episode ended."""
+        remember = getattr(self.planner, "end_episode", None)
+        if remember is None or self.scene is None:
+            return
+        mine = [d for d in self.decisions if d.row == row and d.active]
+        remember(self.policy.shapes.task, self.scene, mine, success, final_obs, episode)
 
     def _refine(self, batch, chosen, choices, latent, last_x, steps, generator):
         pc, c = self.policy.cfg, self.cfg

@@ -38,12 +38,13 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
              batch: int = 50, steps: int | None = None, video: str | Path | None = None,
              progress: bool = True, generator_seed: int = 0, controller: Controller | None = None,
              displace: Displacement | None = None,
-             on_decisions: Callable[[list[Decision]], None] | None = None) -> dict[str, Any]:
+             on_decisions: Callable[[list[Decision]], None] | None = None,
+             task_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Success rate (95 % Wilson interval), mean time to success and per-seed outcomes.
 
     With a ``controller`` the episodes are driven by sample -> dream -> choose (its policy must be
     ``policy``) and the result gains a ``controller`` section; ``displace`` moves the cube
-    mid-episode (a harder setting)."""
+    mid-episode (a harder setting); ``task_kwargs`` go to the task (e.g. Sort's ``phrasing``)."""
     if controller is not None and controller.policy is not policy:
         raise ValueError("the controller must drive the policy being evaluated")
     if episodes < 1 or batch < 1:
@@ -59,7 +60,7 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
         seeds = list(range(seed + start, seed + min(start + batch, episodes)))
         record = video is not None and start == 0
         outcomes += _run_wave(policy, task, robot, seeds, steps, gen, frames if record else None,
-                              controller, displace)
+                              controller, displace, task_kwargs)
         if controller is not None:
             stats.add(controller.decisions)
             if on_decisions is not None:
@@ -77,8 +78,12 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     if controller is not None:
         extra["controller"] = {"planner": controller.planner.name, "dreamer": controller.dreamer.name,
                                **dataclasses.asdict(controller.cfg), **stats.summary()}
+        if hasattr(controller.planner, "stats"):
+            extra["controller"]["planner_stats"] = controller.planner.stats.summary()
     if displace is not None:
         extra["displace"] = dataclasses.asdict(displace)
+    if task_kwargs:
+        extra["task_kwargs"] = task_kwargs
     return {**extra,
         "task": task, "robot": robot, "episodes": len(outcomes), "seed": seed,
         "inference_steps": steps or policy.cfg.num_inference_steps, "scheduler": policy.cfg.scheduler,
@@ -109,9 +114,10 @@ class Displacement:
 
 def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], steps: int | None,
               gen: torch.Generator, frames: list[np.ndarray] | None, controller: Controller | None = None,
-              displace: Displacement | None = None) -> list[dict[str, Any]]:
-    envs = [ReverieEnv(task, robot, render_mode="rgb_array" if frames is not None and i == 0 else None)
-            for i in range(len(seeds))]
+              displace: Displacement | None = None,
+              task_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    envs = [ReverieEnv(task, robot, render_mode="rgb_array" if frames is not None and i == 0 else None,
+                       task_kwargs=task_kwargs) for i in range(len(seeds))]
     try:
         obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
         if controller is None:
@@ -147,6 +153,8 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                 if term or trunc:
                     done[i] = True
                     result[i]["success"] = bool(info["success"])
+                    if controller is not None:
+                        controller.end_episode(i, result[i]["success"], obs[i], seeds[i])
                     if info["success"]:
                         result[i]["time_s"] = result[i]["steps"] * env.control_dt
         return result

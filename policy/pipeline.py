@@ -5,7 +5,8 @@
    policy trained with the quick CPU preset (up to 8000 steps within a 9-minute budget);
    150 noisy/perturbed expert episodes and a world model trained on both (2.5 minutes); then the
    plain policy and the sample -> dream -> choose controller (K=8, value planner, learned
-   dreams) evaluated on the same held-out seeds;
+   dreams) evaluated on the same held-out seeds, and the language-model planner (``llm``,
+   SmolLM2-135M in process) on the first ``llm_episodes`` of them;
 3. tables and ``OUT/summary.json``.
 """
 
@@ -59,6 +60,13 @@ def run(c: RunConfig) -> dict[str, Any]:
         controller = Controller(policy, LearnedDreamer(load_world_model(wc.out)), make_planner("value"),
                                 ControllerConfig(k=c.controller_k))
         ec = evaluate(policy, c.eval_episodes, controller=controller)
+        llm = None
+        if c.llm_episodes:
+            controller = Controller(policy, LearnedDreamer(load_world_model(wc.out)), make_planner("llm"),
+                                    ControllerConfig(k=c.controller_k))
+            el = evaluate(policy, c.llm_episodes, controller=controller)
+            llm = {"episodes": el["episodes"], "success_rate": el["success_rate"], "ci95": el["ci95"],
+                   "planner_stats": el["controller"]["planner_stats"]}
         policies.append({"task": task, "robot": c.policy_robot, "demos": c.demos,
                          "expert_success_rate": demos.success_rate, "train_steps": t["steps"],
                          "train_minutes": t["train_s"] / 60, "policy_success_rate": ev["success_rate"],
@@ -66,7 +74,8 @@ def run(c: RunConfig) -> dict[str, Any]:
                          "world_model": wc.out, "world_model_minutes": w["train_minutes"],
                          "controller_k": c.controller_k, "controller_success_rate": ec["success_rate"],
                          "controller_ci95": ec["ci95"],
-                         "controller_cycle_ms": ec["controller"]["cycle_ms_median"]["total"]})
+                         "controller_cycle_ms": ec["controller"]["cycle_ms_median"]["total"],
+                         "llm_planner": llm})
     _print_policies(policies)
     summary = {"experts": experts, "policies": policies}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -95,3 +104,11 @@ def _print_policies(rows: list[dict[str, Any]]) -> None:
               f"  [{r['controller_ci95'][0]:.2f}, {r['controller_ci95'][1]:.2f}]")
     print("policy: the plain diffusion policy (one sample per chunk); controller: K candidates per chunk, "
           "dreamed by the learned world model, chosen by the value planner")
+    for r in rows:
+        if r.get("llm_planner"):
+            m = r["llm_planner"]
+            s = m["planner_stats"]
+            print(f"language-model planner (llm, SmolLM2-135M) on {r['task']}: {m['success_rate']:.2f} "
+                  f"over the first {m['episodes']} seeds; {s['consulted']} of {s['decisions']} decisions "
+                  f"put to the model ({s['cached']} from its cache), {s['fallback_total']} fallbacks, "
+                  f"call p50 {s['call_ms'].get('p50', 0):.0f} ms")

@@ -7,6 +7,7 @@ other synonyms) are held out to measure language generalisation. ``parse`` under
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -70,3 +71,30 @@ def parse_instruction(text: str) -> tuple[str, str]:
     if cube is None or pad is None:
         raise ValueError(f"cannot tell which cube goes on which pad in instruction {text!r}")
     return cube, pad
+
+
+@dataclass(frozen=True)
+class SceneVocabulary:
+    """What a task's observed objects and goal targets are called, in observation order, and how
+    close to a target's centre an object must come to be on it. Planners that talk about a scene
+    (a language model) use it to name things."""
+
+    objects: tuple[str, ...]
+    """Names of the observed cubes, in ``object_poses`` order."""
+    targets: tuple[str, ...]
+    """Names of the goal's targets, in ``goal`` order (3 numbers each)."""
+    on_radius: float
+    """Object-to-target-centre distance (m) within which the object is on the target."""
+
+    @classmethod
+    def for_task(cls, task: str, robot: str) -> SceneVocabulary:
+        from sim.workspace import WORKSPACES
+
+        ws = WORKSPACES[robot]
+        names = {"sort": ([f"{c} cube" for c in CUBE_COLOURS], [f"{p} pad" for p in PAD_COLOURS]),
+                 "push": (["red cube"], ["green pad"]), "pick_place": (["red cube"], ["green pad"]),
+                 "reach": ([], ["target"])}
+        if task not in names:
+            raise ValueError(f"no scene vocabulary for task {task!r}; add it to SceneVocabulary.for_task")
+        objects, targets = names[task]
+        return cls(tuple(objects), tuple(targets), ws.pad_half if task != "reach" else ws.cube_half)

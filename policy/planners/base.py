@@ -3,7 +3,8 @@
 A planner sees one observation's decision at a time (``PlanQuery``), so a slow planner (a
 language model) and a fast one (``value``) share one interface. It answers with a ``Choice``:
 the index, a score per candidate, a reason in words and, optionally, a request to refine the
-choice (re-denoise its last ``refine_last`` steps) before it is executed.
+choice (re-denoise its last ``refine_last`` steps) before it is executed, or to draw
+``resample`` fresh candidates and decide again among them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from policy.dreams import Dreams
+from sim.language import SceneVocabulary
 
 
 @dataclass
@@ -27,6 +29,9 @@ class PlanQuery:
     observation: dict[str, Any] = field(default_factory=dict)
     joint_limits: tuple[np.ndarray, np.ndarray] | None = None
     """(lower, upper) of the action vector, for planners that score limit margins."""
+    task: str | None = None
+    scene: SceneVocabulary | None = None
+    """What the objects and targets are called, for planners that talk about the scene."""
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Choice:
     reason: str
     refine_last: int = 0
     """Ask the controller to re-denoise the chosen trajectory's last X steps (0: no)."""
+    resample: int = 0
+    """Ask the controller to draw this many fresh candidates and decide again (0: no)."""
 
 
 class Planner(Protocol):

@@ -14,10 +14,12 @@ from policy.controller import Controller, ControllerConfig, dream_inputs
 from policy.dreamers import OracleDreamer
 from policy.dreams import Dreams
 from policy.evaluation import Displacement, evaluate
-from policy.planners.base import PlanQuery
+from policy.planners.base import Choice, PlanQuery
 from policy.planners.registry import PLANNERS, make_planner
 from policy.planners.value import ValuePlanner
+from sim import keys
 from sim.env import ReverieEnv
+from sim.language import SceneVocabulary
 
 
 def _dreams(k: int, h: int = 4, progress=None, ee_z=None) -> Dreams:
@@ -30,9 +32,12 @@ def _dreams(k: int, h: int = 4, progress=None, ee_z=None) -> Dreams:
 
 
 def test_every_registered_planner_builds_and_chooses():
-    q = PlanQuery(np.zeros((3, 4, 8)), _dreams(3, progress=[0.1, 0.6, 0.3]))
-    for name in PLANNERS:
-        choice = make_planner(name).choose(q)
+    obs = {keys.OBJECT_POSES: np.array([[0.5, 0, 0.02, 1, 0, 0, 0]]),
+           keys.EE_POSE: np.array([0.5, 0, 0.3, 1, 0, 0, 0]), keys.GOAL: np.array([0.4, 0.1, 0.0])}
+    q = PlanQuery(np.zeros((3, 4, 8)), _dreams(3, progress=[0.1, 0.6, 0.3]), "push the cube", obs,
+                  task="push", scene=SceneVocabulary.for_task("push", "panda"))
+    for name in PLANNERS:  # the language-model planners load the default model (SmolLM2, in process)
+        choice = make_planner(name, **({"timeout_s": 60} if name.startswith("llm") else {})).choose(q)
         assert 0 <= choice.index < 3 and choice.scores.shape == (3,) and choice.reason
     with pytest.raises(ValueError, match="unknown planner"):
         make_planner("astrologer")
@@ -132,6 +137,20 @@ def test_eval_cli_runs_the_controller_and_names_missing_pieces(push_run, tmp_pat
     assert "unknown planner" in capsys.readouterr().err
 
 
+def test_bench_planner_times_each_planner_and_eval_names_bad_settings(push_run, push_wm, tmp_path, capsys):
+    out = tmp_path / "planner.json"
+    assert main(["bench", "planner", f"checkpoint={push_run}", f"world_model={push_wm}", "k=3",
+                 "repeats=2", "planners=[value,llm_value]", f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert [x["planner"] for x in r["results"]] == ["value", "llm_value"]
+    assert all(x["p50_ms"] > 0 for x in r["results"]) and r["results"][1]["stats"]["decisions"] == 2
+    assert main(["eval", f"checkpoint={push_run}", "planner=llm", "dreamer=oracle",
+                 "llm.backend=carrier_pigeon"]) == 2
+    assert "unknown llm backend" in capsys.readouterr().err
+    assert main(["eval", f"checkpoint={push_run}", "phrasing=shouted"]) == 2
+    assert "phrasing must be" in capsys.readouterr().err
+
+
 def test_bench_cycle_times_whole_cycles_against_the_chunk(push_run, push_wm, tmp_path):
     out = tmp_path / "cycle.json"
     assert main(["bench", "cycle", f"checkpoint={push_run}", f"world_model={push_wm}", "k=[1,3]",
@@ -162,3 +181,44 @@ def test_the_oracle_skips_rows_whose_episodes_ended(policy):
     assert live.active and not ended.active
     assert np.abs(live.dreams["ee_pos"]).sum() > 0 and np.abs(ended.dreams["ee_pos"]).sum() == 0
     assert live.audit is not None and ended.audit is None
+
+
+class _AsksForMore:
+    """Asks for 6 fresh candidates at its first decision, then takes the first candidate."""
+
+    name = "asks"
+
+    def __init__(self):
+        self.calls = 0
+
+    def score(self, q):
+        return np.zeros(len(q.candidates))
+
+    def choose(self, q):
+        self.calls += 1
+        return Choice(0, self.score(q), "first", resample=6 if self.calls == 1 else 0)
+
+
+def test_a_planner_can_ask_for_fresh_candidates(policy):
+    env = ReverieEnv("push", "panda")
+    obs, _ = env.reset(seed=2)
+    ctrl = Controller(policy, OracleDreamer(8), _AsksForMore(), ControllerConfig(k=3))
+    ctrl.reset([env])
+    ctrl.select_action(obs, generator=torch.Generator().manual_seed(0))
+    (d,) = ctrl.decisions
+    assert d.resampled == 6 and d.candidates.shape[0] == 6 and d.dreams["progress"].shape[0] == 6
+    assert d.reason.startswith("resampled 6") and ctrl.planner.calls == 2
+
+
+def test_a_planner_with_memory_writes_a_lesson_per_episode(policy, tmp_path):
+    from policy.planners.llm.config import LLMConfig
+    from policy.planners.llm.planner import LLMValuePlanner
+    from tests.policy.test_llm_planner import Scripted
+
+    store = tmp_path / "lessons.jsonl"
+    planner = LLMValuePlanner(LLMConfig(memory=str(store)), Scripted(logprobs=lambda p, o: np.zeros(len(o))))
+    ctrl = Controller(policy, OracleDreamer(8), planner, ControllerConfig(k=2))
+    evaluate(policy, 2, seed=5, batch=2, progress=False, controller=ctrl)
+    lessons = [json.loads(x) for x in store.read_text().splitlines()]
+    assert [x["episode"] for x in sorted(lessons, key=lambda x: x["episode"])] == [5, 6]
+    assert all(x["task"] == "push" and x["why"] for x in lessons)

@@ -11,7 +11,8 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     out = tmp_path / "main"
     assert main(["run", "tasks=[reach]", "robots=[panda]", "episodes=2", "policy_tasks=[reach]",
                  "demos=3", "train_steps=4", "eval_episodes=2", f"out={out}", "num_envs=1",
-                 "noisy_episodes=2", "world_model_minutes=0.01", "controller_k=2"]) == 0
+                 "noisy_episodes=2", "world_model_minutes=0.01", "controller_k=2",
+                 "llm_episodes=1"]) == 0
     text = capsys.readouterr().out
     assert "Diffusion policy (closed loop, held-out seeds)" in text
     summary = json.loads((out / "summary.json").read_text())
@@ -21,6 +22,7 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert 0 <= row["controller_success_rate"] <= 1 and row["controller_k"] == 2
     assert (out / "runs" / "reach_panda_wm" / "summary.json").exists()
     assert "controller" in text
+    assert row["llm_planner"]["episodes"] == 1 and "language-model planner (llm" in text
 
 
 def test_bench_latency_reports_percentiles(tmp_path, capsys):

@@ -1,0 +1,259 @@
+"""Planners that read: ``llm`` (a language model picks an option by tool call) and ``llm_value``
+(the language model's reading of the instruction times the value score).
+
+``llm``, per decision:
+```
+value scores -> outcomes (describe.py) -> options (candidates doing the same thing, best first)
+one option: take it, nothing to ask
+else: prompt (instruction, lessons, options) -> tool call (protocol.py), within timeout_s
+      choose(i) / refine(i, last_x) / resample(k): option i's best-valued candidate
+      slow, unreachable or nonsense: the value planner's choice; counted and logged
+```
+``llm_value`` scores every candidate ``value + w * log P(its outcome satisfies the instruction)``,
+where P comes from the language model's reading of the instruction (grounding.py), computed once
+per instruction; with memory, also by how often that outcome really succeeded before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policy.dreams import Dreams
+from policy.planners.base import Choice, PlanQuery
+from policy.planners.llm.backends import Backend, BackendError, make_backend
+from policy.planners.llm.config import LLMConfig
+from policy.planners.llm.describe import Option, Outcome, group, outcomes
+from policy.planners.llm.grounding import Grounder
+from policy.planners.llm.memory import Lesson, LessonStore
+from policy.planners.llm.protocol import AnswerError, ToolCall, messages, parse_tool_call, tool_schema
+from policy.planners.value import ValuePlanner
+from sim import keys
+from sim.language import SceneVocabulary
+
+log = logging.getLogger("reverie.planner")
+FLOOR = 1e-3
+"""Added to probabilities before taking logs."""
+
+
+@dataclass
+class PlannerStats:
+    decisions: int = 0
+    single_option: int = 0
+    """Decisions where every candidate did the same thing (nothing to ask)."""
+    consulted: int = 0
+    """Decisions put to the language model (answered from the cache or not)."""
+    cached: int = 0
+    fallbacks: Counter = field(default_factory=Counter)
+    """Why the value planner decided instead: timeout, unreachable, unparsable."""
+    tools: Counter = field(default_factory=Counter)
+    latency_ms: list[float] = field(default_factory=list)
+    """Wall time of each call that reached the model (cache hits excluded)."""
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.asarray(self.latency_ms)
+        pct = {f"p{q}": float(np.percentile(lat, q)) for q in (50, 95)} if len(lat) else {}
+        return {"decisions": self.decisions, "single_option": self.single_option,
+                "consulted": self.consulted, "cached": self.cached, "model_calls": len(lat),
+                "fallbacks": dict(self.fallbacks), "fallback_total": sum(self.fallbacks.values()),
+                "tools": dict(self.tools), "call_ms": pct}
+
+
+def _scene(q: PlanQuery) -> SceneVocabulary:
+    if q.scene is None:
+        raise ValueError("this planner reads the scene; the query needs scene= (the controller sets it)")
+    return q.scene
+
+
+class _Remembering:
+    """Lessons at the end of each episode (shared by both reading planners)."""
+
+    def __init__(self, cfg: LLMConfig) -> None:
+        self.memory = LessonStore(cfg.memory) if cfg.memory else None
+        self.n_lessons = cfg.lessons
+
+    def end_episode(self, task: str, vocab: SceneVocabulary, decisions: list, success: bool,
+                    final_obs: dict, episode: int = 0) -> Lesson | None:
+        """Write what this episode teaches (``decisions`` are its own, oldest first)."""
+        if self.memory is None or not decisions:
+            return None
+        last = decisions[-1]
+        dreams = Dreams(**{k: v[None] for k, v in last.dreams.items()})
+        found = outcomes(dreams, last.observations[-1], vocab)[last.choice]
+        predicted = float(np.mean([d.dreams["success"][d.choice].max() for d in decisions]))
+        lesson = Lesson(task, last.observations[-1].get(keys.INSTRUCTION) or "", found.text(vocab),
+                        predicted, success, _why(found, vocab, final_obs, predicted, success), episode)
+        self.memory.add(lesson)
+        return lesson
+
+    def lessons(self, task: str, query: str) -> list[str]:
+        if self.memory is None:
+            return []
+        return [x.text() for x in self.memory.retrieve(task, query, self.n_lessons)]
+
+
+def _why(found: Outcome, vocab: SceneVocabulary, final_obs: dict, predicted: float, success: bool) -> str:
+    if found.obj is None:
+        where = "nothing was moved"
+    else:
+        pos = np.asarray(final_obs[keys.OBJECT_POSES])[found.obj, :3]
+        gaps = np.linalg.norm(np.asarray(final_obs[keys.GOAL]).reshape(-1, 3)[:, :2] - pos[:2], axis=-1)
+        t = int(np.argmin(gaps))
+        where = (f"the {vocab.objects[found.obj]} ended {gaps[t] * 100:.0f} cm from the {vocab.targets[t]}"
+                 + (" in the air" if pos[2] > 2 * vocab.on_radius else ""))
+    if success == (predicted >= 0.5):
+        return f"As dreamed: {where}."
+    return f"The dream was wrong: {where}."
+
+
+class LLMPlanner(_Remembering):
+    name = "llm"
+
+    def __init__(self, cfg: LLMConfig | None = None, backend: Backend | None = None,
+                 value: ValuePlanner | None = None) -> None:
+        self.cfg = cfg or LLMConfig()
+        super().__init__(self.cfg)
+        self.backend = backend if backend is not None else make_backend(self.cfg)
+        self.value = value or ValuePlanner()
+        self.stats = PlannerStats()
+        self._cache: OrderedDict[str, ToolCall] = OrderedDict()
+
+    def score(self, q: PlanQuery) -> np.ndarray:
+        return self.value.score(q)
+
+    def options(self, q: PlanQuery) -> tuple[np.ndarray, list[Option]]:
+        scores = self.value.score(q)
+        return scores, group(outcomes(q.dreams, q.observation, _scene(q)), scores)
+
+    def choose(self, q: PlanQuery) -> Choice:
+        self.stats.decisions += 1
+        scores, options = self.options(q)
+        vocab = _scene(q)
+        texts = [o.outcome.text(vocab) for o in options]
+        if len(options) == 1:
+            self.stats.single_option += 1
+            return Choice(options[0].best, scores, f"every candidate {texts[0]}; best by value")
+        task = q.task or ""
+        msgs = messages(q.instruction, texts, self.lessons(task, f"{q.instruction} {' '.join(texts)}"))
+        call, why = self._consult(msgs, len(options))
+        if call is None:
+            best = int(np.argmax(scores))
+            return Choice(best, scores, f"fallback to value ({why}): candidate {best}")
+        self.stats.tools[call.tool] += 1
+        pick = options[call.option].best
+        reason = f"llm {call.tool} option {call.option} ({texts[call.option]}): {call.reason}"
+        return Choice(pick, scores, reason, refine_last=call.last_x, resample=call.k)
+
+    def _consult(self, msgs: list[dict[str, str]], n_options: int) -> tuple[ToolCall | None, str]:
+        self.stats.consulted += 1
+        key = json.dumps(msgs)
+        if key in self._cache:
+            self.stats.cached += 1
+            self._cache.move_to_end(key)
+            return self._cache[key], ""
+        deadline = time.monotonic() + self.cfg.timeout_s
+        why = "no attempt"
+        for _ in range(1 + self.cfg.retries):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                why = "timeout"
+                break
+            t0 = time.perf_counter()
+            try:
+                text = self.backend.chat(msgs, tool_schema(n_options), left)
+                call = parse_tool_call(text, n_options)
+            except BackendError as e:
+                why = "timeout" if "longer than" in str(e) or "Timeout" in str(e) else "unreachable"
+                log.warning("language model failed (%s): %s", why, e)
+                continue
+            except AnswerError as e:
+                why = "unparsable"
+                log.warning("language model answer rejected: %s", e)
+                continue
+            finally:
+                self.stats.latency_ms.append((time.perf_counter() - t0) * 1e3)
+            if self.cfg.cache:
+                self._cache[key] = call
+                if len(self._cache) > self.cfg.cache:
+                    self._cache.popitem(last=False)
+            return call, ""
+        self.stats.fallbacks[why] += 1
+        log.warning("falling back to the value planner (%s)", why)
+        return None, why
+
+
+class LLMValuePlanner(_Remembering):
+    name = "llm_value"
+
+    def __init__(self, cfg: LLMConfig | None = None, backend: Backend | None = None,
+                 value: ValuePlanner | None = None) -> None:
+        self.cfg = cfg or LLMConfig()
+        super().__init__(self.cfg)
+        self.backend = backend if backend is not None else make_backend(self.cfg)
+        self.value = value or ValuePlanner()
+        self.stats = PlannerStats()
+        self._grounders: dict[SceneVocabulary, Grounder] = {}
+
+    def grounding(self, q: PlanQuery) -> np.ndarray | None:
+        """P(object, target | instruction), or None without an instruction or a working model."""
+        if not q.instruction:
+            return None
+        vocab = _scene(q)
+        grounder = self._grounders.setdefault(vocab, Grounder(self.backend, vocab, self.cfg.timeout_s))
+        fresh = q.instruction not in grounder._cache
+        t0 = time.perf_counter()
+        try:
+            p = grounder(q.instruction)
+        except (BackendError, AnswerError, ValueError, KeyError) as e:
+            self.stats.fallbacks["grounding"] += 1
+            log.warning("could not read the instruction with the language model (%s); value only", e)
+            return None
+        if fresh:
+            self.stats.consulted += 1
+            self.stats.latency_ms.append((time.perf_counter() - t0) * 1e3)
+        else:
+            self.stats.cached += 1
+        return p
+
+    def likelihood(self, found: list[Outcome], p: np.ndarray) -> np.ndarray:
+        """P(instruction satisfied | outcome) per candidate from the grounding ``p``."""
+        n_obj, n_tgt = p.shape
+        out = np.full(len(found), 1.0 / (n_obj * n_tgt))
+        for j, o in enumerate(found):
+            if o.obj is not None:
+                out[j] = p[o.obj, o.target] if o.target is not None else p[o.obj].sum() / n_tgt
+        return out
+
+    def terms(self, q: PlanQuery) -> dict[str, np.ndarray]:
+        vocab = _scene(q)
+        scores = self.value.score(q)
+        found = outcomes(q.dreams, q.observation, vocab)
+        p = self.grounding(q)
+        lang = self.likelihood(found, p) if p is not None else np.ones(len(found))
+        mem = np.zeros(len(found))
+        if self.memory is not None:
+            prior = q.dreams.success[0].max(-1)
+            for j, o in enumerate(found):
+                cal = self.memory.calibration(q.task or "", o.text(vocab), float(prior[j]))
+                mem[j] = np.log(cal + FLOOR) - np.log(prior[j] + FLOOR)
+        return {"value": scores, "language": lang, "memory": mem}
+
+    def score(self, q: PlanQuery) -> np.ndarray:
+        t = self.terms(q)
+        return t["value"] + self.cfg.language_weight * np.log(t["language"] + FLOOR) + t["memory"]
+
+    def choose(self, q: PlanQuery) -> Choice:
+        self.stats.decisions += 1
+        t = self.terms(q)
+        scores = t["value"] + self.cfg.language_weight * np.log(t["language"] + FLOOR) + t["memory"]
+        best = int(np.argmax(scores))
+        vocab = _scene(q)
+        found = outcomes(q.dreams, q.observation, vocab)[best]
+        return Choice(best, scores, f"candidate {best} ({found.text(vocab)}): value {t['value'][best]:.2f}, "
+                                    f"P(instruction satisfied) {t['language'][best]:.2f}")

@@ -1,0 +1,273 @@
+"""The language-model planners: describing dreams, the tool-call protocol, fallbacks, grounding
+and memory, with a scripted backend; then the real SmolLM2 in process and behind a real
+llama.cpp server on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from policy.dreams import Dreams
+from policy.planners.base import PlanQuery
+from policy.planners.llm.backends import BackendError
+from policy.planners.llm.config import LLMConfig
+from policy.planners.llm.describe import group, outcomes
+from policy.planners.llm.memory import Lesson, LessonStore
+from policy.planners.llm.planner import LLMPlanner, LLMValuePlanner
+from policy.planners.llm.protocol import AnswerError, parse_tool_call, tool_schema
+from sim import keys
+from sim.language import SceneVocabulary
+
+SORT = SceneVocabulary.for_task("sort", "panda")
+CUBES = np.array([[0.45, -0.1, 0.02], [0.5, 0.0, 0.02], [0.55, 0.1, 0.02]])  # red, green, blue
+PADS = np.array([0.4, 0.15, 0.0, 0.6, -0.15, 0.0])  # blue pad, yellow pad
+TOOL = np.array([0.5, 0.0, 0.3])
+
+
+def _observation(instruction: str = "put the red cube on the yellow pad") -> dict:
+    poses = np.concatenate([CUBES, np.tile([1.0, 0, 0, 0], (3, 1))], axis=1)
+    return {keys.OBJECT_POSES: poses, keys.EE_POSE: np.append(TOOL, [1.0, 0, 0, 0]), keys.GOAL: PADS,
+            keys.INSTRUCTION: instruction}
+
+
+def _sort_dreams(h: int = 6) -> Dreams:
+    """Candidate 0 carries the red cube to the yellow pad; 1 carries it to the blue pad;
+    2 reaches the green cube; 3 pushes the blue cube; 4 carries red to yellow, like 0."""
+    k = 5
+    ee = np.tile(TOOL, (1, k, h, 1)).astype(float)
+    obj = np.tile(CUBES, (1, k, h, 1, 1)).astype(float)
+    hold = np.zeros((1, k, h, 3))
+    touch = np.zeros((1, k, h, 3))
+    ramp = np.linspace(0, 1, h)[:, None]
+    for j, pad in ((0, PADS[3:]), (1, PADS[:3]), (4, PADS[3:])):
+        lift = np.array([0, 0, 0.05])
+        path = CUBES[0] + ramp * (pad + lift / 2.5 - CUBES[0]) * 0.7
+        obj[0, j, :, 0] = path + lift
+        hold[0, j, :, 0] = 1.0
+        ee[0, j] = path + lift
+    ee[0, 2] = TOOL + ramp * (CUBES[1] - TOOL)
+    touch[0, 2, -2:, 1] = 1.0
+    obj[0, 3, :, 2] = CUBES[2] + ramp * [0.05, 0, 0]
+    progress = np.tile(np.array([0.5, 0.6, 0.1, 0.2, 0.45])[:, None], (1, 1, h))
+    return Dreams(ee, obj, hold, touch, progress, np.zeros((1, k, h)))
+
+
+def _query(instruction: str = "put the red cube on the yellow pad") -> PlanQuery:
+    return PlanQuery(np.zeros((5, 6, 8)), _sort_dreams(), instruction, _observation(instruction),
+                     task="sort", scene=SORT)
+
+
+class Scripted:
+    """A backend that answers from a script (and can be made slow, broken or talkative)."""
+
+    name = "scripted"
+
+    def __init__(self, answers=(), logprobs=None, delay: float = 0.0) -> None:
+        self.answers, self.logprobs, self.delay = list(answers), logprobs, delay
+        self.calls: list[list[dict]] = []
+
+    def chat(self, messages, schema, timeout_s):
+        self.calls.append(messages)
+        if self.delay > timeout_s:
+            raise BackendError(f"scripted took longer than {timeout_s:.2f} s")
+        answer = self.answers.pop(0) if self.answers else "{}"
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def option_logprobs(self, prompt, options):
+        return None if self.logprobs is None else np.asarray(self.logprobs(prompt, options), float)
+
+
+def _call(option: int, tool: str = "choose", last_x: int = 0, k: int = 0) -> str:
+    return json.dumps({"tool": tool, "option": option, "last_x": last_x, "k": k, "reason": "because"})
+
+
+def test_dreams_are_described_as_what_they_do_to_which_object():
+    found = outcomes(_sort_dreams(), _observation(), SORT)
+    texts = [o.text(SORT) for o in found]
+    assert texts[0] == "carries the red cube towards the yellow pad"
+    assert texts[1] == "carries the red cube towards the blue pad"
+    assert texts[2] == "reaches the green cube"
+    assert texts[3] == "pushes the blue cube"
+    assert found[4] == found[0]
+    options = group(found, np.array([0.5, 0.6, 0.1, 0.2, 0.9]))
+    assert len(options) == 4
+    assert options[0].members == [0, 4] and options[0].best == 4  # best-valued member, best option first
+
+
+def test_the_tool_call_is_checked_field_by_field():
+    assert parse_tool_call(_call(1), 3).option == 1
+    call = parse_tool_call(_call(2, "refine", last_x=8), 3)
+    assert (call.tool, call.last_x) == ("refine", 8)
+    assert parse_tool_call(_call(0, "resample", k=8), 3).k == 8
+    for bad, why in (("sure, option 2!", "not JSON"), (_call(3), "option must be"),
+                     (_call(0, "teleport"), "tool must be"), (_call(0, "refine", last_x=3), "refine needs"),
+                     ("[1, 2]", "JSON object")):
+        with pytest.raises(AnswerError, match=why):
+            parse_tool_call(bad, 3)
+    schema = tool_schema(3)
+    assert all(s["properties"]["option"]["enum"] == [0, 1, 2] for s in schema["anyOf"])
+
+
+def test_llm_planner_executes_the_chosen_option_and_reuses_identical_answers():
+    backend = Scripted([_call(1)])
+    planner = LLMPlanner(LLMConfig(), backend)
+    first = planner.choose(_query())
+    # options by best value: red->yellow (0.5), red->blue (0.6) ... option 1 is the second best
+    _, options = planner.options(_query())
+    assert first.index == options[1].best and "llm choose option 1" in first.reason
+    prompt = backend.calls[0][1]["content"]
+    assert "Instruction: put the red cube on the yellow pad" in prompt and "0: the robot" in prompt
+    again = planner.choose(_query())
+    assert again.index == first.index and len(backend.calls) == 1
+    assert planner.stats.summary()["cached"] == 1
+
+
+def test_llm_planner_passes_refine_and_resample_requests_on():
+    planner = LLMPlanner(LLMConfig(cache=0), Scripted([_call(0, "refine", last_x=4),
+                                                        _call(0, "resample", k=16)]))
+    assert planner.choose(_query()).refine_last == 4
+    assert planner.choose(_query()).resample == 16
+    assert planner.stats.tools == {"refine": 1, "resample": 1}
+
+
+@pytest.mark.parametrize("backend, reason", [
+    (Scripted(["the red one", "still not json"]), "unparsable"),
+    (Scripted([BackendError("connection refused"), BackendError("connection refused")]), "unreachable"),
+    (Scripted(delay=10.0), "timeout"),
+])
+def test_llm_planner_falls_back_to_value_and_counts_why(backend, reason):
+    planner = LLMPlanner(LLMConfig(timeout_s=0.5, retries=1), backend)
+    choice = planner.choose(_query())
+    assert choice.index == int(np.argmax(planner.value.score(_query())))
+    assert choice.reason.startswith(f"fallback to value ({reason})")
+    assert planner.stats.summary()["fallbacks"] == {reason: 1}
+
+
+def test_llm_value_follows_the_instruction_the_model_reads():
+    def reads_yellow(prompt, options):  # the model's restatement: red cube on the yellow pad
+        if "ruby" not in prompt:  # a content-free instruction: the model's bias towards blue
+            return [-1.0 if "blue pad" in o else -3.0 for o in options]
+        return [0.0 if o == " red cube on the yellow pad" else -6.0 for o in options]
+
+    planner = LLMValuePlanner(LLMConfig(), Scripted(logprobs=reads_yellow))
+    # the value planner alone prefers candidate 1 (red cube towards the blue pad: progress 0.6)
+    assert int(np.argmax(planner.value.score(_query()))) == 1
+    choice = planner.choose(_query("could you drop the ruby brick onto the amber tile"))
+    assert choice.index == 0 and "P(instruction satisfied)" in choice.reason
+    p = planner.grounding(_query("could you drop the ruby brick onto the amber tile"))
+    assert p.shape == (3, 2) and p.sum() == pytest.approx(1) and p[0, 1] > 0.9
+    assert planner.stats.cached >= 1
+
+
+def test_llm_value_asks_a_chat_endpoint_when_it_cannot_score_text():
+    answer = json.dumps({"object": "red cube", "target": "yellow pad"})
+    planner = LLMValuePlanner(LLMConfig(), Scripted([answer]))
+    assert planner.choose(_query()).index in (0, 4)
+    broken = LLMValuePlanner(LLMConfig(), Scripted([BackendError("down")]))
+    assert broken.choose(_query()).index == 1  # value alone
+    assert broken.stats.fallbacks["grounding"] == 1
+
+
+def test_lessons_persist_are_retrieved_and_calibrate(tmp_path):
+    path = tmp_path / "lessons.jsonl"
+    store = LessonStore(path)
+    for i, ok in enumerate([False, False, True]):
+        store.add(Lesson("sort", "put the red cube on the blue pad", "grasps the red cube", 0.9, ok,
+                         "The dream was wrong.", i))
+    store.add(Lesson("push", "", "pushes the red cube", 0.9, True, "As dreamed.", 3))
+    again = LessonStore(path)
+    assert len(again.lessons) == 4
+    got = again.retrieve("sort", "red cube blue pad", 2)
+    assert len(got) == 2 and all(x.task == "sort" for x in got) and got[0].episode == 2
+    assert again.calibration("sort", "grasps the red cube", 0.9) == pytest.approx((1.8 + 1) / 5)
+    assert again.calibration("sort", "never seen", 0.9) == pytest.approx(0.9)
+    path.write_text(path.read_text() + "{not json\n")
+    with pytest.raises(ValueError, match="line 5 is corrupt"):
+        LessonStore(path)
+
+
+def test_the_config_names_bad_settings():
+    with pytest.raises(ValueError, match="unknown llm backend"):
+        LLMConfig(backend="telepathy")
+    with pytest.raises(ValueError, match="timeout_s"):
+        LLMConfig(timeout_s=0)
+
+
+def test_bench_grounding_proposes_every_cube_pad_pair_and_scores_the_choice(tmp_path):
+    from policy.cli import main
+
+    out = tmp_path / "grounding.json"
+    assert main(["bench", "grounding", "planners=[value]", "episodes=1", "horizon=8", "phrasings=[novel]",
+                 f"out={out}"]) == 0
+    r = json.loads(out.read_text())["results"]["novel"]
+    assert r["episodes"] == 1 and 0 <= r["accuracy"]["value"] <= 1
+    assert main(["bench", "grounding", "phrasings=[shouted]"]) == 2
+
+
+# ---- the real model -----------------------------------------------------------------------------
+llama_cpp = pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture(scope="module")
+def smollm():
+    from policy.planners.llm.backends import LlamaCppBackend
+
+    return LlamaCppBackend(LLMConfig(n_ctx=1024, n_threads=1))
+
+
+def test_smollm_answers_every_decision_with_a_valid_tool_call(smollm):
+    planner = LLMPlanner(LLMConfig(timeout_s=60), smollm)
+    choice = planner.choose(_query())
+    assert choice.reason.startswith("llm "), choice.reason
+    assert planner.stats.summary()["fallback_total"] == 0
+
+
+def test_smollm_reads_plain_instructions(smollm):
+    planner = LLMValuePlanner(LLMConfig(timeout_s=60), smollm)
+    p = planner.grounding(_query("put the red cube on the yellow pad"))
+    assert np.unravel_index(np.argmax(p), p.shape) == (0, 1)
+
+
+def test_a_real_llama_cpp_server_on_loopback_answers_through_the_openai_backend(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    from policy.planners.llm.backends import OpenAIBackend, default_model_path
+
+    pytest.importorskip("uvicorn")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
+                               "--n_threads", "1"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/models", timeout=1)
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"llama_cpp.server exited: {(tmp_path / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        planner = LLMPlanner(LLMConfig(backend="openai", base_url=url, timeout_s=60),
+                             OpenAIBackend(LLMConfig(backend="openai", base_url=url, timeout_s=60)))
+        choice = planner.choose(_query())
+        assert choice.reason.startswith("llm "), choice.reason
+        server.kill()
+        server.wait()
+        down = LLMPlanner(LLMConfig(backend="openai", base_url=url, timeout_s=2, cache=0),
+                          OpenAIBackend(LLMConfig(backend="openai", base_url=url, timeout_s=2)))
+        assert down.choose(_query()).reason.startswith("fallback to value (unreachable)")
+    finally:
+        server.kill()
+        log.close()
