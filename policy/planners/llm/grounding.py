@@ -38,6 +38,10 @@ class Grounder:
         self._cache: dict[str, np.ndarray] = {}
         self._bias: np.ndarray | None = None
 
+    def knows(self, instruction: str) -> bool:
+        """Whether ``instruction`` has been read already (answered from the cache)."""
+        return instruction in self._cache
+
     def __call__(self, instruction: str) -> np.ndarray:
         """(n_objects, n_targets) probabilities summing to 1."""
         if instruction not in self._cache:

@@ -206,7 +206,7 @@ class LLMValuePlanner(_Remembering):
             return None
         vocab = _scene(q)
         grounder = self._grounders.setdefault(vocab, Grounder(self.backend, vocab, self.cfg.timeout_s))
-        fresh = q.instruction not in grounder._cache
+        fresh = not grounder.knows(q.instruction)
         t0 = time.perf_counter()
         try:
             p = grounder(q.instruction)
@@ -242,18 +242,20 @@ class LLMValuePlanner(_Remembering):
             for j, o in enumerate(found):
                 cal = self.memory.calibration(q.task or "", o.text(vocab), float(prior[j]))
                 mem[j] = np.log(cal + FLOOR) - np.log(prior[j] + FLOOR)
-        return {"value": scores, "language": lang, "memory": mem}
+        return {"value": scores, "language": lang, "memory": mem,
+                "outcomes": np.array([o.text(vocab) for o in found])}
 
     def score(self, q: PlanQuery) -> np.ndarray:
-        t = self.terms(q)
+        return self._combine(self.terms(q))
+
+    def _combine(self, t: dict[str, np.ndarray]) -> np.ndarray:
         return t["value"] + self.cfg.language_weight * np.log(t["language"] + FLOOR) + t["memory"]
 
     def choose(self, q: PlanQuery) -> Choice:
         self.stats.decisions += 1
         t = self.terms(q)
-        scores = t["value"] + self.cfg.language_weight * np.log(t["language"] + FLOOR) + t["memory"]
+        scores = self._combine(t)
         best = int(np.argmax(scores))
-        vocab = _scene(q)
-        found = outcomes(q.dreams, q.observation, vocab)[best]
-        return Choice(best, scores, f"candidate {best} ({found.text(vocab)}): value {t['value'][best]:.2f}, "
-                                    f"P(instruction satisfied) {t['language'][best]:.2f}")
+        reason = (f"candidate {best} ({t['outcomes'][best]}): value {t['value'][best]:.2f}, "
+                  f"P(instruction satisfied) {t['language'][best]:.2f}")
+        return Choice(best, scores, reason)
