@@ -168,22 +168,17 @@ def bench_grounding(robot: str, planners: list[str], llm_settings: dict[str, Any
     and success blanked), and each planner chooses. A choice is right when its future handles
     the cube the instruction names and heads for the pad it names. The language is the only
     thing that tells the futures apart: a planner that cannot read scores at chance (1/6)."""
-    import copy
 
-    from policy.dreamers import OracleDreamer
     from policy.planners.base import PlanQuery
     from policy.planners.llm.describe import outcomes
     from policy.planners.registry import make_planner
-    from robots.registry import get_robot
     from sim.env import ReverieEnv
-    from sim.experts import EXPERTS
-    from sim.language import CUBE_COLOURS, PAD_COLOURS, SceneVocabulary
-    from sim.workspace import WORKSPACES
+    from sim.language import CUBE_COLOURS, SceneVocabulary
 
     vocab = SceneVocabulary.for_task("sort", robot)
     built = {name: make_planner(name, **({**llm_settings} if name.startswith("llm") else {}))
              for name in planners}
-    pairs = [(c, p) for c in CUBE_COLOURS for p in PAD_COLOURS]
+    pairs = _pairs()
     out: dict[str, Any] = {}
     for phrasing in phrasings:
         env = ReverieEnv("sort", robot, task_kwargs={"phrasing": phrasing}, max_episode_steps=10**6)
@@ -193,27 +188,7 @@ def bench_grounding(robot: str, planners: list[str], llm_settings: dict[str, Any
         for i in range(episodes):
             obs, _ = env.reset(seed=seed + i)
             want = (env.task.cube_colour, env.task.pad_colour)
-            trajs = []
-            for c, p in pairs:  # the expert, told plainly, from the same state
-                shadow = copy.deepcopy(env)
-                expert = EXPERTS["sort"](get_robot(robot), WORKSPACES[robot], env.control_dt)
-                o = {**obs, keys.INSTRUCTION: f"put the {c} cube on the {p} pad"}
-                expert.reset(o, np.random.default_rng(i))
-                steps = []
-                for _ in range(horizon):
-                    a = expert.act(o)
-                    steps.append(a)
-                    o, *_ = shadow.step(a)
-                    o = {**o, keys.INSTRUCTION: f"put the {c} cube on the {p} pad"}
-                trajs.append(np.stack(steps))
-                shadow.close()
-            trajs = np.stack(trajs)[None]
-            oracle = OracleDreamer(horizon)
-            oracle.attach([env])
-            dreams = oracle.dream(oracle.encode([[obs]]), trajs)
-            # keep the geometry, drop the task's own progress and success: the simulator computes
-            # them for the instructed cube, which would hand every planner the answer
-            dreams.progress[:], dreams.success[:] = 0.0, 0.0
+            trajs, dreams = _propose_every_pair(env, obs, robot, horizon, i)
             q = PlanQuery(trajs[0], dreams.row(0), obs[keys.INSTRUCTION], obs, task="sort", scene=vocab)
             read += [CUBE_COLOURS[o_.obj] if o_.obj is not None else None for o_ in outcomes(
                 dreams.row(0), obs, vocab)] == [c for c, _ in pairs]
@@ -229,3 +204,94 @@ def bench_grounding(robot: str, planners: list[str], llm_settings: dict[str, Any
     stats = {n: p.stats.summary() for n, p in built.items() if hasattr(p, "stats")}
     return {"task": "sort", "robot": robot, "horizon": horizon, "chance": 1 / len(pairs),
             "results": out, "planner_stats": stats, "machine": machine()}
+
+
+def _pairs() -> list[tuple[str, str]]:
+    from sim.language import CUBE_COLOURS, PAD_COLOURS
+
+    return [(c, p) for c in CUBE_COLOURS for p in PAD_COLOURS]
+
+
+def _propose_every_pair(env, obs: dict, robot: str, horizon: int, seed: int):
+    """The Sort expert's ``horizon``-step plan for every (cube, pad) pair from ``env``'s state, and
+    the simulator's dreams of them with the instruction-aware progress and success blanked."""
+    import copy
+
+    from policy.dreamers import OracleDreamer
+    from robots.registry import get_robot
+    from sim.experts import EXPERTS
+    from sim.workspace import WORKSPACES
+
+    trajs = []
+    for c, p in _pairs():
+        shadow = copy.deepcopy(env)
+        expert = EXPERTS["sort"](get_robot(robot), WORKSPACES[robot], env.control_dt)
+        plain = f"put the {c} cube on the {p} pad"
+        o = {**obs, keys.INSTRUCTION: plain}
+        expert.reset(o, np.random.default_rng(seed))
+        steps = []
+        for _ in range(horizon):
+            a = expert.act(o)
+            steps.append(a)
+            o = {**shadow.step(a)[0], keys.INSTRUCTION: plain}
+        trajs.append(np.stack(steps))
+        shadow.close()
+    trajs = np.stack(trajs)[None]
+    oracle = OracleDreamer(horizon)
+    oracle.attach([env])
+    dreams = oracle.dream(oracle.encode([[obs]]), trajs)
+    # keep the geometry, drop the task's own progress and success: the simulator computes them
+    # for the instructed cube, which would hand every planner the answer
+    dreams.progress[:], dreams.success[:] = 0.0, 0.0
+    return trajs, dreams
+
+
+def bench_memory(robot: str, llm_settings: dict[str, Any], store_dir: str, episodes: int = 40,
+                 horizon: int = 60, seed: int = 30_000) -> dict[str, Any]:
+    """Consecutive Sort decisions with a world model that is systematically wrong: its dreams mix
+    up the red and the green cube. ``llm_value`` with memory off and on (a fresh lesson store)
+    chooses among the six expert-proposed futures (see ``bench_grounding``); after each episode
+    the planner with memory writes what its choice really did. Success per episode, per arm."""
+    import dataclasses
+    from pathlib import Path
+
+    from policy.planners.base import PlanQuery
+    from policy.planners.llm.describe import outcomes
+    from policy.planners.llm.memory import Lesson
+    from policy.planners.registry import make_planner
+    from sim.env import ReverieEnv
+    from sim.language import SceneVocabulary
+
+    vocab = SceneVocabulary.for_task("sort", robot)
+    store = Path(store_dir) / "lessons.jsonl"
+    store.unlink(missing_ok=True)
+    arms = {"memory_off": make_planner("llm_value", **{**llm_settings, "memory": None}),
+            "memory_on": make_planner("llm_value", **{**llm_settings, "memory": str(store)})}
+    pairs = _pairs()
+    env = ReverieEnv("sort", robot, max_episode_steps=10**6)
+    wins: dict[str, list[int]] = {a: [] for a in arms}
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        want = (env.task.cube_colour, env.task.pad_colour)
+        trajs, true = _propose_every_pair(env, obs, robot, horizon, i)
+        swap = [1, 0, 2]
+        wrong = dataclasses.replace(true, object_pos=true.object_pos[..., swap, :],
+                                    holding=true.holding[..., swap], touching=true.touching[..., swap])
+        q = PlanQuery(trajs[0], wrong.row(0), obs[keys.INSTRUCTION], obs, task="sort", scene=vocab)
+        real = outcomes(true.row(0), obs, vocab)
+        said = outcomes(wrong.row(0), obs, vocab)
+        for name, planner in arms.items():
+            j = planner.choose(q).index
+            ok = pairs[j] == want
+            wins[name].append(int(ok))
+            if planner.memory is not None:
+                planner.memory.add(Lesson("sort", obs[keys.INSTRUCTION], said[j].text(vocab), 0.0, ok,
+                                          f"it really {real[j].text(vocab)}", i, said[j].obj, real[j].obj))
+    env.close()
+    half = episodes // 2
+    return {"task": "sort", "robot": robot, "episodes": episodes, "horizon": horizon,
+            "error": "dreams swap the red and the green cube",
+            "results": {a: {"success": float(np.mean(w)), "first_half": float(np.mean(w[:half])),
+                            "second_half": float(np.mean(w[half:])), "per_episode": w}
+                        for a, w in wins.items()},
+            "machine": machine()}

@@ -12,6 +12,7 @@
     reverie bench cycle checkpoint=runs/push world_model=runs/push_wm k=[1,4,16]
     reverie eval checkpoint=runs/sort planner=llm world_model=runs/sort_wm phrasing=novel
     reverie bench grounding planners=[value,llm,llm_value] episodes=40
+    reverie bench memory episodes=40 store_dir=runs/memory
     reverie bench planner checkpoint=runs/sort world_model=runs/sort_wm planners=[value,llm,llm_value]
     torchrun --nproc_per_node=N -m policy.cli train ...      multi-GPU / multi-node training
 """
@@ -136,6 +137,10 @@ def cmd_bench(overrides: list[str]) -> None:
         r = bench_expert(c.task, c.robot, c.episodes, c.seed, c.num_envs, c.noise, c.perturb)
     elif kind == "throughput":
         r = bench_throughput(c.task, c.robot, c.steps, c.repeats, c.collect_episodes, c.num_envs)
+    elif kind == "memory":
+        from policy.benchmarks import bench_memory
+
+        r = bench_memory(c.robot, dataclasses.asdict(c.llm), c.store_dir, c.episodes, c.horizon)
     elif kind == "grounding":
         from policy.benchmarks import bench_grounding
 
@@ -185,7 +190,7 @@ def cmd_run(overrides: list[str]) -> None:
     run(load_config("run", overrides))
 
 
-BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding")
+BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "memory")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,

@@ -463,6 +463,25 @@ class BenchGroundingConfig:
 
 
 @dataclass
+class BenchMemoryConfig:
+    """`reverie bench memory`: consecutive decisions under a systematically wrong world model,
+    llm_value with memory off and on."""
+
+    robot: str = "panda"
+    episodes: int = 40
+    horizon: int = 60
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    store_dir: str = "runs/memory"
+    """Where the fresh lesson store is written."""
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        get_robot(self.robot)
+        if self.episodes < 2 or self.horizon < 8:
+            raise ValueError("episodes must be >= 2 and horizon >= 8")
+
+
+@dataclass
 class RunConfig:
     """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
 
@@ -531,6 +550,7 @@ COMMAND_CONFIGS: dict[str, type] = {
     "bench_cycle": BenchCycleConfig,
     "bench_planner": BenchPlannerConfig,
     "bench_grounding": BenchGroundingConfig,
+    "bench_memory": BenchMemoryConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
     "bench_throughput": BenchThroughputConfig,

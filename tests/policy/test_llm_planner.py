@@ -191,6 +191,28 @@ def test_lessons_persist_are_retrieved_and_calibrate(tmp_path):
         LessonStore(path)
 
 
+def test_memory_corrects_a_world_model_that_mixes_objects_up(tmp_path):
+    store = LessonStore(tmp_path / "lessons.jsonl")
+    assert (store.object_correction("sort", 3) == np.eye(3)).all()
+    # twice the dream said "red cube" and the green one moved; once it was right about blue
+    for dreamed, actual in ((0, 1), (0, 1), (2, 2)):
+        store.add(Lesson("sort", "x", "y", 0.5, False, "", 0, dreamed, actual))
+    fix = store.object_correction("sort", 3)
+    assert fix[0].argmax() == 1 and fix[1].argmax() == 1 and fix[2].argmax() == 2
+
+    def reads_yellow(prompt, options):
+        if "ruby" not in prompt:
+            return [-1.0 if "blue pad" in o else -3.0 for o in options]
+        return [0.0 if o == " green cube on the yellow pad" else -6.0 for o in options]
+
+    planner = LLMValuePlanner(LLMConfig(memory=str(store.path)), Scripted(logprobs=reads_yellow))
+    # wanted: the green cube on the yellow pad; the dream of candidate 0 says red -> yellow, and
+    # the lessons say this world model's "red" is really green
+    assert planner.choose(_query("could you drop the ruby... green brick onto the amber tile")).index == 0
+    plain = LLMValuePlanner(LLMConfig(), Scripted(logprobs=reads_yellow))
+    assert plain.choose(_query("could you drop the ruby... green brick onto the amber tile")).index != 0
+
+
 def test_the_config_names_bad_settings():
     with pytest.raises(ValueError, match="unknown llm backend"):
         LLMConfig(backend="telepathy")
@@ -271,3 +293,13 @@ def test_a_real_llama_cpp_server_on_loopback_answers_through_the_openai_backend(
     finally:
         server.kill()
         log.close()
+
+
+def test_bench_memory_runs_both_arms_on_the_same_episodes(tmp_path):
+    from policy.cli import main
+
+    out = tmp_path / "memory.json"
+    assert main(["bench", "memory", "episodes=2", "horizon=8", f"store_dir={tmp_path}", f"out={out}"]) == 0
+    r = json.loads(out.read_text())["results"]
+    assert set(r) == {"memory_off", "memory_on"} and len(r["memory_on"]["per_episode"]) == 2
+    assert len((tmp_path / "lessons.jsonl").read_text().splitlines()) == 2

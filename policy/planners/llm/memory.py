@@ -7,7 +7,9 @@ Before a decision the planner retrieves the few most relevant ones (same task; t
 of the instruction and of the option in common, and the more recent, the better) and reads them.
 
 Lessons also carry numbers, so a scorer can use them without reading: per kind of outcome, how
-often the dream's promise held (``calibration``).
+often the dream's promise held (``calibration``), and which object a plan the dream said acts on
+one object really acted on (``object_correction``: a world model that mixes objects up is
+corrected after it has been caught once per object).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+import numpy as np
 
 LESSON_VERSION = 1
 
@@ -33,6 +37,10 @@ class Lesson:
     why: str
     """A sentence: what happened that the dream did not predict (or that it did)."""
     episode: int = 0
+    dreamed_obj: int | None = None
+    """Object the dream said the executed plan would act on (index into the scene's objects)."""
+    actual_obj: int | None = None
+    """Object it really acted on, when that is known (None: unknown or nothing)."""
     version: int = LESSON_VERSION
 
     def text(self) -> str:
@@ -79,6 +87,20 @@ class LessonStore:
         ranked = [(len(want & _words(x.instruction + " " + x.chosen)) / (len(want) or 1) + 0.01 * n, x)
                   for n, x in enumerate(self.lessons) if x.task == task]
         return [x for _, x in sorted(ranked, key=lambda p: -p[0])[:k]]
+
+    def object_correction(self, task: str, n_objects: int) -> np.ndarray:
+        """(n, n) where row i says which object a plan dreamed to act on object i really acts on:
+        the most frequent observed answer, else i itself."""
+        table = np.eye(n_objects)
+        counts = np.zeros((n_objects, n_objects))
+        for x in self.lessons:
+            known = x.dreamed_obj is not None and x.actual_obj is not None
+            if x.task == task and known and max(x.dreamed_obj, x.actual_obj) < n_objects:
+                counts[x.dreamed_obj, x.actual_obj] += 1
+        for i in range(n_objects):
+            if counts[i].sum():
+                table[i] = np.eye(n_objects)[int(np.argmax(counts[i]))]
+        return table
 
     def calibration(self, task: str, chosen: str, prior: float, strength: float = 2.0) -> float:
         """P(success) for an option reading ``chosen``: the dream's ``prior`` updated by how often

@@ -16,6 +16,7 @@ per instruction; with memory, also by how often that outcome really succeeded be
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -88,7 +89,8 @@ class _Remembering:
         found = outcomes(dreams, last.observations[-1], vocab)[last.choice]
         predicted = float(np.mean([d.dreams["success"][d.choice].max() for d in decisions]))
         lesson = Lesson(task, last.observations[-1].get(keys.INSTRUCTION) or "", found.text(vocab),
-                        predicted, success, _why(found, vocab, final_obs, predicted, success), episode)
+                        predicted, success, _why(found, vocab, final_obs, predicted, success), episode,
+                        found.obj, _moved_most(last.observations[-1], final_obs))
         self.memory.add(lesson)
         return lesson
 
@@ -96,6 +98,15 @@ class _Remembering:
         if self.memory is None:
             return []
         return [x.text() for x in self.memory.retrieve(task, query, self.n_lessons)]
+
+
+def _moved_most(start_obs: dict, final_obs: dict) -> int | None:
+    """The object that moved furthest between two observations (None: nothing moved 1 cm)."""
+    a, b = (np.asarray(o[keys.OBJECT_POSES])[:, :3] for o in (start_obs, final_obs))
+    if not len(a):
+        return None
+    moved = np.linalg.norm(b - a, axis=-1)
+    return int(np.argmax(moved)) if moved.max() > 0.01 else None
 
 
 def _why(found: Outcome, vocab: SceneVocabulary, final_obs: dict, predicted: float, success: bool) -> str:
@@ -233,13 +244,17 @@ class LLMValuePlanner(_Remembering):
     def terms(self, q: PlanQuery) -> dict[str, np.ndarray]:
         vocab = _scene(q)
         scores = self.value.score(q)
-        found = outcomes(q.dreams, q.observation, vocab)
+        dreamed = found = outcomes(q.dreams, q.observation, vocab)
         p = self.grounding(q)
-        lang = self.likelihood(found, p) if p is not None else np.ones(len(found))
         mem = np.zeros(len(found))
-        if self.memory is not None:
+        if self.memory is not None and p is not None:  # act on what the dreams have meant so far
+            fix = self.memory.object_correction(q.task or "", p.shape[0])
+            found = [o if o.obj is None else dataclasses.replace(o, obj=int(np.argmax(fix[o.obj])))
+                     for o in found]
+        lang = self.likelihood(found, p) if p is not None else np.ones(len(found))
+        if self.memory is not None:  # lessons are filed under what the dream said
             prior = q.dreams.success[0].max(-1)
-            for j, o in enumerate(found):
+            for j, o in enumerate(dreamed):
                 cal = self.memory.calibration(q.task or "", o.text(vocab), float(prior[j]))
                 mem[j] = np.log(cal + FLOOR) - np.log(prior[j] + FLOOR)
         return {"value": scores, "language": lang, "memory": mem,
