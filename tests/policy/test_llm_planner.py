@@ -12,7 +12,7 @@ import pytest
 
 from policy.dreams import Dreams
 from policy.planners.base import PlanQuery
-from policy.planners.llm.backends import BackendError
+from policy.planners.llm.backends import BackendError, BackendTimeout
 from policy.planners.llm.config import LLMConfig
 from policy.planners.llm.describe import group, outcomes
 from policy.planners.llm.memory import Lesson, LessonStore
@@ -72,7 +72,7 @@ class Scripted:
     def chat(self, messages, schema, timeout_s):
         self.calls.append(messages)
         if self.delay > timeout_s:
-            raise BackendError(f"scripted took longer than {timeout_s:.2f} s")
+            raise BackendTimeout(f"scripted took longer than {timeout_s:.2f} s")
         answer = self.answers.pop(0) if self.answers else "{}"
         if isinstance(answer, Exception):
             raise answer

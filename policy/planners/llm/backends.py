@@ -34,6 +34,10 @@ class BackendError(RuntimeError):
     """The model could not be reached or did not answer in time."""
 
 
+class BackendTimeout(BackendError):
+    """The model did not answer within the time allowed."""
+
+
 class Backend(Protocol):
     name: str
 
@@ -87,7 +91,7 @@ class LlamaCppBackend:
         """An answer later than ``timeout_s`` is refused (generation is bounded by ``max_tokens``)."""
         deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=timeout_s):
-            raise BackendError(f"llama_cpp still busy with an earlier call after {timeout_s:.2f} s")
+            raise BackendTimeout(f"llama_cpp still busy with an earlier call after {timeout_s:.2f} s")
         try:
             out = self.model.create_chat_completion(
                 messages=messages, grammar=self._grammar(schema), temperature=self.cfg.temperature,
@@ -95,7 +99,7 @@ class LlamaCppBackend:
         finally:
             self._lock.release()
         if time.monotonic() > deadline:
-            raise BackendError(f"llama_cpp took longer than {timeout_s:.2f} s")
+            raise BackendTimeout(f"llama_cpp took longer than {timeout_s:.2f} s")
         return out["choices"][0]["message"]["content"] or ""
 
     def option_logprobs(self, prompt: str, options: list[str]) -> np.ndarray:
@@ -130,7 +134,7 @@ class OpenAIBackend:
         except ImportError:
             raise ImportError("backend openai needs `pip install openai`") from None
         self.cfg = cfg
-        self._errors = (openai.APIError, openai.APITimeoutError, openai.APIConnectionError)
+        self._errors = (openai.APIError, openai.APIConnectionError)
         self.client = openai.OpenAI(base_url=cfg.base_url, api_key=os.environ.get(cfg.api_key_env, "none"),
                                     max_retries=0, timeout=cfg.timeout_s)
         self._json_object = False
@@ -154,6 +158,8 @@ class OpenAIBackend:
                     raise BackendError(f"{self.cfg.base_url} refused the request: {e}") from e
                 self._json_object = True
                 continue
+            except openai.APITimeoutError as e:
+                raise BackendTimeout(f"{self.cfg.base_url} did not answer within {timeout_s:.2f} s") from e
             except self._errors as e:
                 raise BackendError(f"{self.cfg.base_url}: {type(e).__name__}: {e}") from e
             return r.choices[0].message.content or ""

@@ -28,7 +28,7 @@ import numpy as np
 
 from policy.dreams import Dreams
 from policy.planners.base import Choice, PlanQuery
-from policy.planners.llm.backends import Backend, BackendError, make_backend
+from policy.planners.llm.backends import Backend, BackendError, BackendTimeout, make_backend
 from policy.planners.llm.config import LLMConfig
 from policy.planners.llm.describe import Option, Outcome, group, outcomes
 from policy.planners.llm.grounding import Grounder
@@ -72,12 +72,17 @@ def _scene(q: PlanQuery) -> SceneVocabulary:
     return q.scene
 
 
-class _Remembering:
-    """Lessons at the end of each episode (shared by both reading planners)."""
+class _Reading:
+    """What both reading planners hold (settings, model, value scorer, counters, lesson store),
+    and the lessons they write at the end of each episode."""
 
-    def __init__(self, cfg: LLMConfig) -> None:
-        self.memory = LessonStore(cfg.memory) if cfg.memory else None
-        self.n_lessons = cfg.lessons
+    def __init__(self, cfg: LLMConfig | None, backend: Backend | None, value: ValuePlanner | None) -> None:
+        self.cfg = cfg or LLMConfig()
+        self.backend = backend if backend is not None else make_backend(self.cfg)
+        self.value = value or ValuePlanner()
+        self.stats = PlannerStats()
+        self.memory = LessonStore(self.cfg.memory) if self.cfg.memory else None
+        self.n_lessons = self.cfg.lessons
 
     def end_episode(self, task: str, vocab: SceneVocabulary, decisions: list, success: bool,
                     final_obs: dict, episode: int = 0) -> Lesson | None:
@@ -123,16 +128,12 @@ def _why(found: Outcome, vocab: SceneVocabulary, final_obs: dict, predicted: flo
     return f"The dream was wrong: {where}."
 
 
-class LLMPlanner(_Remembering):
+class LLMPlanner(_Reading):
     name = "llm"
 
     def __init__(self, cfg: LLMConfig | None = None, backend: Backend | None = None,
                  value: ValuePlanner | None = None) -> None:
-        self.cfg = cfg or LLMConfig()
-        super().__init__(self.cfg)
-        self.backend = backend if backend is not None else make_backend(self.cfg)
-        self.value = value or ValuePlanner()
-        self.stats = PlannerStats()
+        super().__init__(cfg, backend, value)
         self._cache: OrderedDict[str, ToolCall] = OrderedDict()
 
     def score(self, q: PlanQuery) -> np.ndarray:
@@ -180,7 +181,7 @@ class LLMPlanner(_Remembering):
                 text = self.backend.chat(msgs, tool_schema(n_options), left)
                 call = parse_tool_call(text, n_options)
             except BackendError as e:
-                why = "timeout" if "longer than" in str(e) or "Timeout" in str(e) else "unreachable"
+                why = "timeout" if isinstance(e, BackendTimeout) else "unreachable"
                 log.warning("language model failed (%s): %s", why, e)
                 continue
             except AnswerError as e:
@@ -199,16 +200,12 @@ class LLMPlanner(_Remembering):
         return None, why
 
 
-class LLMValuePlanner(_Remembering):
+class LLMValuePlanner(_Reading):
     name = "llm_value"
 
     def __init__(self, cfg: LLMConfig | None = None, backend: Backend | None = None,
                  value: ValuePlanner | None = None) -> None:
-        self.cfg = cfg or LLMConfig()
-        super().__init__(self.cfg)
-        self.backend = backend if backend is not None else make_backend(self.cfg)
-        self.value = value or ValuePlanner()
-        self.stats = PlannerStats()
+        super().__init__(cfg, backend, value)
         self._grounders: dict[SceneVocabulary, Grounder] = {}
 
     def grounding(self, q: PlanQuery) -> np.ndarray | None:
