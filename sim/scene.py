@@ -164,6 +164,12 @@ class Scene:
         dof = self.model.joint(f"{name}_joint").dofadr[0]
         self.data.qvel[dof:dof + 6] = 0.0
 
+    def set_object_pose(self, name: str, pose: np.ndarray) -> None:
+        """Teleport a free object to a (7,) position and quaternion (w, x, y, z), at rest."""
+        joint = self.model.joint(f"{name}_joint")
+        self.data.qpos[joint.qposadr[0]:joint.qposadr[0] + 7] = pose
+        self.data.qvel[joint.dofadr[0]:joint.dofadr[0] + 6] = 0.0
+
     def set_mocap(self, name: str, pos: np.ndarray) -> None:
         self.data.mocap_pos[self.model.body(name).mocapid[0]] = pos
 

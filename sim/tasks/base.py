@@ -63,6 +63,18 @@ class Task(ABC):
         """The episode's natural-language instruction, if the task has one."""
         return None
 
+    def place_goal(self, scene: Scene, goal: np.ndarray) -> None:
+        """Put the goal's markers where a recorded goal vector says (replaying a dataset). Every
+        task's goal is the positions (3 each) of its fixed objects (pads, markers) in ``objects()``
+        order; a task whose goal says more overrides this."""
+        markers = [o.name for o in self.objects() if o.kind != "cube"]
+        goal = np.asarray(goal, float)
+        if goal.size != 3 * len(markers):
+            raise ValueError(f"{self.name}: goal of size {goal.size} does not place its "
+                             f"{len(markers)} markers ({', '.join(markers)}); expected {3 * len(markers)}")
+        for name, pos in zip(markers, goal.reshape(-1, 3), strict=True):
+            scene.set_mocap(name, pos)
+
     # ---- helpers shared by the tasks ---------------------------------------------------
     def resting_on(self, scene: Scene, cube: str, target_xy: np.ndarray) -> bool:
         """Cube centred within the pad, lying on the table, and let go of by the robot."""

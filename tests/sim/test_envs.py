@@ -114,3 +114,16 @@ def test_simulator_instability_is_reported_not_silently_reset():
     env.scene.data.qvel[0] = np.nan  # a blow-up, as a broken scene would produce
     with pytest.raises(RuntimeError, match="simulation diverged"):
         env.step(env.robot.home_action)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_place_goal_puts_every_task_goal_back(task):
+    """Replaying a dataset relies on it: a recorded goal vector puts the markers where they were."""
+    env = ReverieEnv(task, "panda")
+    obs, _ = env.reset(seed=3)
+    before = env.scene.data.mocap_pos.copy()
+    env.scene.data.mocap_pos[:] = 9.0
+    env.task.place_goal(env.scene, obs[keys.GOAL])
+    np.testing.assert_allclose(env.scene.data.mocap_pos, before)
+    with pytest.raises(ValueError, match="does not place"):
+        env.task.place_goal(env.scene, np.zeros(obs[keys.GOAL].size + 1))
