@@ -68,6 +68,8 @@ class Refinement:
     kept: bool
     denoising_steps: int
     """Denoising steps each variant ran."""
+    dreams: dict[str, np.ndarray] | None = None
+    """Each ``Dreams`` field for the R variants: (R, H, ...)."""
 
 
 @dataclass
@@ -98,6 +100,15 @@ class Decision:
     """Which batch row (robot or environment) of its cycle the decision is for."""
     resampled: int = 0
     """The planner asked for this many fresh candidates; ``candidates`` are those."""
+
+    def executed_dream(self) -> dict[str, np.ndarray]:
+        """The dream of the trajectory executed: the kept refinement's best variant, else the
+        choice's. Each field without the K axis: (H, ...)."""
+        for r in reversed(self.refinements):
+            if r.kept and r.dreams is not None:
+                best = int(np.argmax(r.scores))
+                return {name: v[best] for name, v in r.dreams.items()}
+        return {name: v[self.choice] for name, v in self.dreams.items()}
 
 
 def dream_inputs(trajs: np.ndarray, n_obs_steps: int, horizon: int) -> np.ndarray:
@@ -253,7 +264,8 @@ class Controller:
             kept = bool(scores.max() > before)
             if kept:
                 out_chosen[b] = variants[b, int(np.argmax(scores))]
-            out_ref.append([Refinement(last_x, chosen[b], variants[b], before, scores, kept, used)])
+            out_ref.append([Refinement(last_x, chosen[b], variants[b], before, scores, kept, used,
+                                       dreams.take_row(b))])
         return out_chosen, out_ref
 
     def _audit(self, cands: np.ndarray, dreams: Dreams, choices) -> list[dict[str, Any]]:

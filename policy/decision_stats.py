@@ -81,6 +81,8 @@ class DecisionStats:
                 "decisions": len(self.agree),
                 "ee_err_cm": {str(s): float(ee[:, s - 1].mean() * 100) for s in REPORT_STEPS if s <= h},
                 "object_err_cm": {str(s): float(obj[:, s - 1].mean() * 100) for s in REPORT_STEPS if s <= h},
+                "ee_err_cm_by_step": (ee.mean(0) * 100).tolist(),
+                "object_err_cm_by_step": (obj.mean(0) * 100).tolist(),
                 "top1_agreement": float(np.mean(self.agree)),
                 "top1_agreement_decisive": (float(np.mean(np.asarray(self.agree)[self.decisive]))
                                             if any(self.decisive) else None),
