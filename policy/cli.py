@@ -8,6 +8,9 @@
     reverie collect-dreams checkpoint=runs/push out=data/push_dreams episodes=100 k=16
     reverie train-world-model data=[data/push,data/push_noisy] out=runs/push_wm [minutes=10 ...]
     reverie eval checkpoint=runs/push episodes=100 out=eval.json [steps=4 video=ep.gif]
+    reverie eval checkpoint=runs/push planner=value world_model=runs/push_wm rerun=eval.rrd
+    reverie viz data=data/push episodes=3 [rerun=spawn|replay.rrd]
+    reverie bench recording checkpoint=runs/push world_model=runs/push_wm k=16
     reverie bench latency checkpoint=runs/push k=16 steps=10
     reverie bench cycle checkpoint=runs/push world_model=runs/push_wm k=[1,4,16]
     reverie eval checkpoint=runs/sort planner=llm world_model=runs/sort_wm phrasing=novel
@@ -118,12 +121,37 @@ def cmd_eval(overrides: list[str]) -> None:
                                 audit)
     displace = Displacement(c.displace_step, c.displace_cm) if c.displace_step else None
     task_kwargs = {"phrasing": c.phrasing} if c.phrasing else None
-    r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video,
-                 controller=controller, displace=displace, task_kwargs=task_kwargs)
+    recorder = None
+    if c.rerun:
+        from policy.recording.recorder import Recorder
+
+        recorder = Recorder(c.rerun, list(range(c.seed, c.seed + c.rerun_episodes)), images=c.rerun_images)
+    try:
+        r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video,
+                     controller=controller, displace=displace, task_kwargs=task_kwargs, recorder=recorder)
+    finally:
+        if recorder is not None:
+            recorder.close()
     r["checkpoint"] = c.checkpoint
     if c.world_model:
         r["world_model"] = c.world_model
+    if c.rerun:
+        r["rerun"] = {"target": c.rerun, "episodes": c.rerun_episodes}
     _print_json(r, c.out)
+    if c.out:
+        from policy.plots import write_eval_plots
+
+        for png in write_eval_plots(c.out, r):
+            print(f"wrote {png}", file=sys.stderr)
+    if c.rerun and c.rerun.endswith(".rrd"):
+        print(f"recording: {c.rerun} (open it with `rerun {c.rerun}`)", file=sys.stderr)
+
+
+def cmd_viz(overrides: list[str]) -> None:
+    from policy.recording.replay import replay
+
+    c = load_config("viz", overrides)
+    _print_json(replay(c.data, c.rerun, c.episodes))
 
 
 def cmd_bench(overrides: list[str]) -> None:
@@ -159,6 +187,18 @@ def cmd_bench(overrides: list[str]) -> None:
         r = bench_planner(policy, wm, c.planners, dataclasses.asdict(c.llm), c.k, c.repeats,
                           {"phrasing": c.phrasing} if c.phrasing and policy.shapes.task == "sort" else None)
         r.update(checkpoint=c.checkpoint, world_model=c.world_model)
+    elif kind == "recording":
+        import torch
+
+        from policy.benchmarks import bench_recording
+        from policy.checkpoint import load_policy, load_world_model
+
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        policy = load_policy(c.checkpoint)
+        wm = load_world_model(c.world_model, policy.shapes.task, policy.shapes.robot)
+        r = bench_recording(policy, wm, c.k, c.repeats)
+        r.update(checkpoint=c.checkpoint, world_model=c.world_model)
     elif kind == "cycle":
         import torch
 
@@ -190,11 +230,11 @@ def cmd_run(overrides: list[str]) -> None:
     run(load_config("run", overrides))
 
 
-BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "memory")
+BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "memory", "recording")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,
-    "bench": cmd_bench,
+    "bench": cmd_bench, "viz": cmd_viz,
 }
 
 

@@ -307,13 +307,29 @@ class EvalConfig:
     """Sort only: familiar (as in the demonstrations) or novel instructions (held-out words)."""
     llm: LLMConfig = field(default_factory=LLMConfig)
     """Settings of planner=llm or llm_value (llm.backend=openai llm.base_url=... llm.memory=FILE)."""
+    rerun: str | None = None
+    """Record episodes to rerun: PATH.rrd, spawn (open a viewer) or a viewer URL (rerun+http://...)."""
+    rerun_episodes: int = 3
+    """How many of the first episodes to record."""
+    rerun_images: bool = False
+    """Also render and record the camera image every step (slower)."""
     out: str | None = None
-    """Also write the JSON result to this file."""
+    """Also write the JSON result to this file, and PNG plots next to it."""
     device: str = "cpu"
     """cpu or cuda."""
 
     def __post_init__(self) -> None:
         from policy.controller import ControllerConfig
+        from policy.recording.recorder import RerunTarget
+
+        if self.rerun is not None:
+            RerunTarget.parse(self.rerun)
+            if not 1 <= self.rerun_episodes <= self.episodes:
+                raise ValueError(f"rerun_episodes must lie in [1, episodes={self.episodes}], "
+                                 f"got {self.rerun_episodes}")
+            if self.rerun_episodes > self.batch:
+                raise ValueError(f"rerun_episodes ({self.rerun_episodes}) must fit in the first batch "
+                                 f"(batch={self.batch}): recorded episodes run side by side")
 
         if self.phrasing not in (None, "familiar", "novel"):
             raise ValueError(f"phrasing must be familiar or novel, got {self.phrasing!r}")
@@ -482,6 +498,46 @@ class BenchMemoryConfig:
 
 
 @dataclass
+class VizConfig:
+    """`reverie viz`: replay a recorded dataset in rerun."""
+
+    data: str = "data/push"
+    """Dataset directory (written by `reverie collect`)."""
+    episodes: Any = 3
+    """The first N episodes, or a list of episode indices."""
+    rerun: str = "spawn"
+    """spawn (open a viewer), PATH.rrd, or a viewer URL (rerun+http://...)."""
+
+    def __post_init__(self) -> None:
+        from policy.recording.recorder import RerunTarget
+
+        RerunTarget.parse(self.rerun)
+        if isinstance(self.episodes, int) and self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1 or a list of indices, got {self.episodes}")
+
+
+@dataclass
+class BenchRecordingConfig:
+    """`reverie bench recording`: the control cycle's latency with rerun recording on and off."""
+
+    checkpoint: str = "runs/push"
+    """Policy run."""
+    world_model: str = "runs/push_wm"
+    """World-model run of the same task and robot."""
+    k: int = 16
+    repeats: int = 30
+    """Timed cycles per arm (on and off alternate)."""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)."""
+    out: str | None = None
+    """Also write the JSON result to this file."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.repeats < 3:
+            raise ValueError(f"k must be >= 1 and repeats >= 3, got {self.k}, {self.repeats}")
+
+
+@dataclass
 class RunConfig:
     """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
 
@@ -511,6 +567,9 @@ class RunConfig:
     """Candidates per decision of the sample -> dream -> choose controller."""
     llm_episodes: int = 10
     """Also run the language-model planner on this many of the evaluation seeds (0: skip)."""
+    record_episodes: int = 3
+    """Record the controller's first episodes (at most eval_episodes) to
+    OUT/recordings/<task>_<robot>.rrd (0: skip)."""
     eval_episodes: int = 50
     """Closed-loop evaluation episodes per policy task."""
     out: str = "runs/main"
@@ -531,6 +590,8 @@ class RunConfig:
         for t in self.policy_tasks:
             _check_task_robot(t, self.policy_robot)
         _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
+        if not 0 <= self.record_episodes <= 50:
+            raise ValueError(f"record_episodes must lie in [0, 50], got {self.record_episodes}")
         if not 0 <= self.llm_episodes <= self.eval_episodes:
             raise ValueError(f"llm_episodes must lie in [0, eval_episodes={self.eval_episodes}], "
                              f"got {self.llm_episodes}")
@@ -551,6 +612,8 @@ COMMAND_CONFIGS: dict[str, type] = {
     "bench_planner": BenchPlannerConfig,
     "bench_grounding": BenchGroundingConfig,
     "bench_memory": BenchMemoryConfig,
+    "bench_recording": BenchRecordingConfig,
+    "viz": VizConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
     "bench_throughput": BenchThroughputConfig,

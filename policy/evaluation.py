@@ -24,6 +24,9 @@ from tqdm import tqdm
 from policy.controller import Controller, Decision
 from policy.decision_stats import DecisionStats
 from policy.diffusion.policy import DiffusionPolicy
+from policy.dream_error import ExecutedDreamError
+from policy.recording.recorder import Recorder
+from sim import keys
 from sim.bench import wilson_interval
 from sim.env import ReverieEnv
 
@@ -39,12 +42,14 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
              progress: bool = True, generator_seed: int = 0, controller: Controller | None = None,
              displace: Displacement | None = None,
              on_decisions: Callable[[list[Decision]], None] | None = None,
-             task_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+             task_kwargs: dict[str, Any] | None = None, recorder: Recorder | None = None) -> dict[str, Any]:
     """Success rate (95 % Wilson interval), mean time to success and per-seed outcomes.
 
     With a ``controller`` the episodes are driven by sample -> dream -> choose (its policy must be
-    ``policy``) and the result gains a ``controller`` section; ``displace`` moves the cube
-    mid-episode (a harder setting); ``task_kwargs`` go to the task (e.g. Sort's ``phrasing``)."""
+    ``policy``) and the result gains a ``controller`` section, including the executed dream's error
+    against what really happened per dream step; ``displace`` moves the cube mid-episode (a harder
+    setting); ``task_kwargs`` go to the task (e.g. Sort's ``phrasing``); ``recorder`` records the
+    episodes whose seeds it names to rerun."""
     if controller is not None and controller.policy is not policy:
         raise ValueError("the controller must drive the policy being evaluated")
     if episodes < 1 or batch < 1:
@@ -54,13 +59,13 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     outcomes: list[dict[str, Any]] = []
     frames: list[np.ndarray] = []
     t0 = time.perf_counter()
-    stats = DecisionStats()
+    stats, dream_error = DecisionStats(), ExecutedDreamError()
     bar = tqdm(total=episodes, desc=f"eval {task}/{robot}", unit="ep", disable=not progress)
     for start in range(0, episodes, batch):
         seeds = list(range(seed + start, seed + min(start + batch, episodes)))
         record = video is not None and start == 0
         outcomes += _run_wave(policy, task, robot, seeds, steps, gen, frames if record else None,
-                              controller, displace, task_kwargs)
+                              controller, displace, task_kwargs, recorder, dream_error)
         if controller is not None:
             stats.add(controller.decisions)
             if on_decisions is not None:
@@ -77,7 +82,8 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
     extra: dict[str, Any] = {}
     if controller is not None:
         extra["controller"] = {"planner": controller.planner.name, "dreamer": controller.dreamer.name,
-                               **dataclasses.asdict(controller.cfg), **stats.summary()}
+                               **dataclasses.asdict(controller.cfg), **stats.summary(),
+                               "executed_dream_error": dream_error.summary()}
         if hasattr(controller.planner, "stats"):
             extra["controller"]["planner_stats"] = controller.planner.stats.summary()
     if displace is not None:
@@ -114,12 +120,23 @@ class Displacement:
 
 def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], steps: int | None,
               gen: torch.Generator, frames: list[np.ndarray] | None, controller: Controller | None = None,
-              displace: Displacement | None = None,
-              task_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    envs = [ReverieEnv(task, robot, render_mode="rgb_array" if frames is not None and i == 0 else None,
-                       task_kwargs=task_kwargs) for i in range(len(seeds))]
+              displace: Displacement | None = None, task_kwargs: dict[str, Any] | None = None,
+              recorder: Recorder | None = None,
+              dream_error: ExecutedDreamError | None = None) -> list[dict[str, Any]]:
+    recorded = [recorder is not None and recorder.records(s) for s in seeds]
+    images = [recorded[i] and recorder.images for i in range(len(seeds))]
+    envs = [ReverieEnv(task, robot, task_kwargs=task_kwargs,
+                       render_mode="rgb_array" if (frames is not None and i == 0) or images[i] else None)
+            for i in range(len(seeds))]
     try:
         obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
+        paths = [[_positions(o)] for o in obs]  # real tool and object positions, per step
+        for i in np.flatnonzero(recorded):
+            recorder.begin_episode(seeds[i], envs[i].scene, envs[i].control_dt, envs[i].task.cubes,
+                                   obs[i].get(keys.INSTRUCTION))
+            recorder.log_state(seeds[i], 0, envs[i].scene.data, obs[i],
+                               envs[i].render() if images[i] else None)
+        seen = 0
         if controller is None:
             policy.reset()
         else:
@@ -137,6 +154,10 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                 actions = policy.select_action(obs, steps=steps, generator=gen)
             else:
                 actions = controller.select_action(obs, steps=steps, generator=gen, active=~np.asarray(done))
+                for d in controller.decisions[seen:]:
+                    if d.active and recorded[d.row]:
+                        recorder.log_decision(seeds[d.row], d)
+                seen = len(controller.decisions)
             if previous is not None:  # how far the arm's targets jump per step, by where the step falls
                 jump = np.linalg.norm(actions[:, :n_joints] - previous[:, :n_joints], axis=1)
                 side = "_boundary" if t % ta == 0 else "_inside"
@@ -148,6 +169,10 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                     continue
                 obs[i], _, term, trunc, info = env.step(actions[i])
                 result[i]["steps"] += 1
+                paths[i].append(_positions(obs[i]))
+                if recorded[i]:
+                    recorder.log_state(seeds[i], t, env.scene.data, obs[i],
+                                       env.render() if images[i] else None)
                 if frames is not None and i == 0:
                     frames.append(env.render())
                 if term or trunc:
@@ -157,10 +182,22 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                         controller.end_episode(i, result[i]["success"], obs[i], seeds[i])
                     if info["success"]:
                         result[i]["time_s"] = result[i]["steps"] * env.control_dt
+        if controller is not None and dream_error is not None:
+            for i in range(len(seeds)):
+                mine = [d for d in controller.decisions if d.row == i and d.active]
+                ee = np.stack([p[0] for p in paths[i]])
+                objects = np.stack([p[1] for p in paths[i]]) if paths[i][0][1] is not None else None
+                dream_error.add(mine, ee, objects)
         return result
     finally:
         for env in envs:
             env.close()
+
+
+def _positions(obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(tool position (3,), object positions (n, 3) or None) of one observation."""
+    objects = np.asarray(obs[keys.OBJECT_POSES])[:, :3].copy() if keys.OBJECT_POSES in obs else None
+    return np.asarray(obs[keys.EE_POSE][:3], float).copy(), objects
 
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:
