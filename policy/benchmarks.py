@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -120,6 +121,62 @@ def bench_cycle(policy: DiffusionPolicy, world_model, ks: list[int], steps: int 
             "steps": steps or policy.cfg.num_inference_steps, "refine": refine,
             "chunk_execution_ms": budget_ms, "threads": torch.get_num_threads(),
             "device": str(policy.obs_norm.centre.device), "results": results, "machine": machine()}
+
+
+def bench_recording(policy: DiffusionPolicy, world_model, k: int = 16, repeats: int = 30) -> dict[str, Any]:
+    """The control cycle's latency with rerun recording off and on, alternating cycle by cycle on
+    the same machine, so the ratio of medians is fair on a noisy one.
+
+    A cycle is one chunk: the controller decides (sample K, dream, score, choose) and the simulated
+    robot executes the chunk's Ta steps. With recording on, the decision (K dreamed paths, ghosts,
+    scores, reason) and every step's state (all body poses, executed path, dream error) are logged
+    to an .rrd file. Reported: the decision alone and the whole chunk, p50 off/on and on/off."""
+    import tempfile
+
+    from policy.controller import Controller, ControllerConfig
+    from policy.dreamers import LearnedDreamer
+    from policy.planners.registry import make_planner
+    from policy.recording.recorder import Recorder
+    from sim.env import ReverieEnv
+
+    env = ReverieEnv(policy.shapes.task, policy.shapes.robot)
+    ctrl = Controller(policy, LearnedDreamer(world_model), make_planner("value"), ControllerConfig(k=k))
+    ta = policy.cfg.n_action_steps
+    times: dict[bool, dict[str, list[float]]] = {on: {"decision": [], "chunk": []} for on in (False, True)}
+    with tempfile.TemporaryDirectory() as tmp:
+        rrd = Path(tmp) / "bench.rrd"
+        with Recorder(str(rrd), [0]) as rec:
+            obs, _ = env.reset(seed=0)
+            rec.begin_episode(0, env.scene, env.control_dt, env.task.cubes, obs.get(keys.INSTRUCTION))
+            t = 0
+            for i in range(2 * (repeats + 2)):
+                on, warm = i % 2 == 1, i >= 4
+                ctrl.reset()
+                obs, _ = env.reset(seed=i)
+                t0 = time.perf_counter()
+                for step in range(ta):
+                    action = ctrl.select_action(obs)
+                    if on and step == 0:
+                        rec.log_decision(0, ctrl.decisions[-1])
+                    if step == 0:
+                        t1 = time.perf_counter()
+                    obs, *_ = env.step(action)
+                    t += 1
+                    if on:
+                        rec.log_state(0, t, env.scene.data, obs)
+                if warm:
+                    times[on]["decision"].append((t1 - t0) * 1000)
+                    times[on]["chunk"].append((time.perf_counter() - t0) * 1000)
+        size = rrd.stat().st_size
+    env.close()
+    out: dict[str, Any] = {"task": policy.shapes.task, "robot": policy.shapes.robot, "k": k,
+                           "repeats": repeats,
+                           "chunk_steps": ta, "threads": torch.get_num_threads(),
+                           "rrd_bytes_per_chunk": size / (repeats + 2), "machine": machine()}
+    for part in ("decision", "chunk"):
+        off, on = statistics.median(times[False][part]), statistics.median(times[True][part])
+        out[part] = {"off_p50_ms": off, "on_p50_ms": on, "on_over_off": on / off}
+    return out
 
 
 def bench_planner(policy: DiffusionPolicy, world_model, planners: list[str], llm_settings: dict[str, Any],
