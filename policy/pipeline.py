@@ -6,7 +6,9 @@
    150 noisy/perturbed expert episodes and a world model trained on both (2.5 minutes); then the
    plain policy and the sample -> dream -> choose controller (K=8, value planner, learned
    dreams) evaluated on the same held-out seeds, and the language-model planner (``llm``,
-   SmolLM2-135M in process) on the first ``llm_episodes`` of them;
+   SmolLM2-135M in process) on the first ``llm_episodes`` of them; the controller's first
+   ``record_episodes`` episodes are recorded to ``OUT/recordings/<task>_<robot>.rrd`` (rerun), and
+   each evaluation's JSON and PNG plots go to ``OUT/eval/<task>_<robot>/``;
 3. tables and ``OUT/summary.json``.
 """
 
@@ -21,8 +23,10 @@ from policy.configs import RunConfig, TrainConfig, WorldModelTrainConfig
 from policy.controller import Controller, ControllerConfig
 from policy.diffusion.config import DiffusionConfig
 from policy.dreamers import LearnedDreamer
-from policy.evaluation import evaluate
+from policy.evaluation import EVAL_SEED, evaluate
 from policy.planners.registry import make_planner
+from policy.plots import write_eval_plots
+from policy.recording.recorder import Recorder
 from policy.training.loop import train
 from policy.training.world_model import train_world_model
 from sim.collection import collect
@@ -56,15 +60,24 @@ def run(c: RunConfig) -> dict[str, Any]:
                                    steps=20_000, minutes=c.world_model_minutes, seed=c.seed, overwrite=True)
         w = train_world_model(wc)
         policy = load_policy(tc.out)
-        ev = evaluate(policy, c.eval_episodes)
+        evals = out / "eval" / name
+        ev = _save(evals / "policy.json", evaluate(policy, c.eval_episodes))
         controller = Controller(policy, LearnedDreamer(load_world_model(wc.out)), make_planner("value"),
                                 ControllerConfig(k=c.controller_k))
-        ec = evaluate(policy, c.eval_episodes, controller=controller)
+        recording = out / "recordings" / f"{name}.rrd" if c.record_episodes else None
+        recorded = list(range(EVAL_SEED, EVAL_SEED + min(c.record_episodes, c.eval_episodes)))
+        recorder = Recorder(str(recording), recorded) if recording else None
+        try:
+            ec = _save(evals / "controller_value.json",
+                       evaluate(policy, c.eval_episodes, controller=controller, recorder=recorder))
+        finally:
+            if recorder is not None:
+                recorder.close()
         llm = None
         if c.llm_episodes:
             controller = Controller(policy, LearnedDreamer(load_world_model(wc.out)), make_planner("llm"),
                                     ControllerConfig(k=c.controller_k))
-            el = evaluate(policy, c.llm_episodes, controller=controller)
+            el = _save(evals / "controller_llm.json", evaluate(policy, c.llm_episodes, controller=controller))
             llm = {"episodes": el["episodes"], "success_rate": el["success_rate"], "ci95": el["ci95"],
                    "planner_stats": el["controller"]["planner_stats"]}
         policies.append({"task": task, "robot": c.policy_robot, "demos": c.demos,
@@ -75,12 +88,26 @@ def run(c: RunConfig) -> dict[str, Any]:
                          "controller_k": c.controller_k, "controller_success_rate": ec["success_rate"],
                          "controller_ci95": ec["ci95"],
                          "controller_cycle_ms": ec["controller"]["cycle_ms_median"]["total"],
-                         "llm_planner": llm})
+                         "llm_planner": llm, "recording": str(recording) if recording else None,
+                         "eval_dir": str(evals)})
     _print_policies(policies)
     summary = {"experts": experts, "policies": policies}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"datasets, runs and summary.json are in {out}/")
+    for p in policies:
+        print(f"plots of {p['task']}: {p['eval_dir']}/*.png")
+        if p["recording"]:
+            print(f"what the controller dreamed and chose in the first episodes of {p['task']}: "
+                  f"`rerun {p['recording']}`")
     return summary
+
+
+def _save(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """Write an evaluation's JSON and refresh the folder's PNG plots."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_eval_plots(path, result)
+    return result
 
 
 def _print_experts(rows: list[dict[str, Any]]) -> None:

@@ -23,6 +23,17 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert (out / "runs" / "reach_panda_wm" / "summary.json").exists()
     assert "controller" in text
     assert row["llm_planner"]["episodes"] == 1 and "language-model planner (llm" in text
+    # the controller's first episodes are recorded, with their decisions, and plots sit beside the JSONs
+    from policy.recording import paths
+    from policy.recording.reader import read_entities
+
+    assert f"rerun {row['recording']}" in text
+    recorded = read_entities(row["recording"])
+    assert {f"{paths.episode(s)}/{paths.EE_PATHS}" for s in (1_000_000, 1_000_001)} <= recorded.keys()
+    evals = out / "eval" / "reach_panda"
+    assert {p.name for p in evals.iterdir()} >= {
+        "policy.json", "controller_value.json", "controller_llm.json", "success_per_planner.png",
+        "controller_value_dream_error.png"}
 
 
 def test_bench_latency_reports_percentiles(tmp_path, capsys):
