@@ -62,10 +62,9 @@ def success_plot(folder: Path) -> Path | None:
     err = [[max(0.0, r["success_rate"] - r["ci95"][0]) for _, r in results],
            [max(0.0, r["ci95"][1] - r["success_rate"]) for _, r in results]]
     colours = [f"C{tasks.index(r['task'])}" for _, r in results]
-    ax.bar(range(len(results)), rates, yerr=err, capsize=4, color=colours)
+    ax.bar(range(len(results)), rates, width=0.6, yerr=err, capsize=4, color=colours)
     for i, (_, r) in enumerate(results):
-        ax.text(i, min(rates[i] + 0.03, 1.02), f"{rates[i]:.2f}\nn={r['episodes']}", ha="center",
-                va="bottom", fontsize=7)
+        ax.text(i + 0.32, rates[i], f"{rates[i]:.2f}\nn={r['episodes']}", ha="left", va="center", fontsize=7)
     ax.set_xticks(range(len(results)), names, rotation=20, ha="right", fontsize=7)
     ax.set_ylim(0, 1.15)
     ax.set_ylabel("success rate (95 % CI)")
