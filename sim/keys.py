@@ -1,11 +1,10 @@
 """Observation keys and sizes shared by tasks, experts, datasets and policies."""
 
-JOINT_POS = "joint_pos"
-"""(n_joints,) arm joint positions, rad."""
-JOINT_VEL = "joint_vel"
-"""(n_joints,) arm joint velocities, rad/s."""
-GRIPPER = "gripper"
-"""(1,) gripper joint position in the robot's gripper units."""
+# what every robot reports, simulated or real, is defined with the robots and re-exported here
+from robots.keys import GRIPPER as GRIPPER
+from robots.keys import JOINT_POS as JOINT_POS
+from robots.keys import JOINT_VEL as JOINT_VEL
+
 EE_POSE = "ee_pose"
 """(7,) tool-centre-point position (m) and orientation quaternion (w, x, y, z), world frame."""
 OBJECT_POSES = "object_poses"
