@@ -1,0 +1,1 @@
+"""Robot drivers behind one interface (``base.Robot``), each below the safety layer."""

@@ -1,0 +1,131 @@
+"""The ``Robot`` interface every driver implements, and the wrapper that puts the safety layer
+below it.
+
+```
+with SafeRobot(driver, SafetyConfig(...)) as robot:     # connect; the safety layer starts at
+    obs = robot.get_observation()                        #   the measured position
+    sent = robot.send_action(target)                     # checked, clamped or refused, then sent
+    robot.tick()                                         # the watchdog: hold or stop when stale
+```
+A driver talks to hardware (or a simulator) and nothing else; ``SafeRobot`` is the only way a
+command reaches it. Nothing here imports torch: a robot's computer runs drivers without the
+learning stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+
+from robots import keys
+from robots.base import RobotConstants
+from robots.safety import Checked, SafetyConfig, SafetyLayer
+
+log = logging.getLogger("reverie.robot")
+
+
+class Robot(Protocol):
+    constants: RobotConstants
+
+    def connect(self) -> None: ...
+
+    def get_observation(self) -> dict[str, Any]:
+        """``joint_pos`` (n,), ``joint_vel`` (n,), ``gripper`` (1,) in SI units (``robots.keys``)."""
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Command absolute targets ``(n + 1,)``; returns the command actually sent."""
+
+    def stop(self) -> None:
+        """Stop moving now (brake, servo stop or torque hold, whatever the hardware offers)."""
+
+    def disconnect(self) -> None: ...
+
+
+class Driver:
+    """Base class of drivers: the context manager and the measured-position helper."""
+
+    constants: RobotConstants
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    def measured(self) -> np.ndarray:
+        """(n + 1,) measured joints then gripper."""
+        obs = self.get_observation()
+        return np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER])
+
+
+class SafeRobot(Driver):
+    """A driver below the safety layer: the only way commands reach it. Thread-safe."""
+
+    def __init__(self, driver: Robot, safety: SafetyConfig | None = None) -> None:
+        self.driver = driver
+        self.constants = driver.constants
+        self.safety = SafetyLayer(driver.constants, safety)
+        self._lock = threading.Lock()
+        self.stopped = False
+        self.events: list[str] = []
+        """What the safety layer did that an operator should know (timeouts, stops, refusals)."""
+
+    def connect(self) -> None:
+        self.driver.connect()
+        obs = self.driver.get_observation()
+        self.safety.reset(np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]))
+
+    def disconnect(self) -> None:
+        with self._lock:
+            self.driver.disconnect()
+
+    def get_observation(self) -> dict[str, Any]:
+        return self.driver.get_observation()
+
+    def send_action(self, action: np.ndarray) -> np.ndarray:
+        """Check ``action`` and send what the safety layer allows; ``UnsafeCommand`` or ``EStopped``
+        propagate and nothing is sent."""
+        with self._lock:
+            checked: Checked = self.safety.check(action)
+            if checked.clamped:
+                log.warning("clamped: %s", "; ".join(checked.clamped))
+            self.stopped = False
+            return self.driver.send_action(checked.sent)
+
+    def tick(self) -> str | None:
+        """The watchdog, called at the robot's rate: with no fresh command for ``watchdog_ms``, hold
+        the last position or stop. Returns what it did ("hold", "stop") or None."""
+        with self._lock:
+            if not self.safety.timed_out() or self.safety.estopped:
+                return None
+            action = self.safety.cfg.on_timeout
+            if action == "hold":
+                self.driver.send_action(self.safety.hold())
+            elif not self.stopped:
+                self.driver.stop()
+                self.stopped = True
+            self._event(f"watchdog: no command for {self.safety.cfg.watchdog_ms:.0f} ms, {action}")
+            return action
+
+    def stop(self) -> None:
+        """The software e-stop: stop now and refuse every command until ``release``."""
+        with self._lock:
+            self.safety.estop()
+            self.driver.stop()
+            self.stopped = True
+            self._event("e-stop engaged")
+
+    def release(self) -> None:
+        with self._lock:
+            obs = self.driver.get_observation()
+            self.safety.release(np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]))
+            self._event("e-stop released")
+
+    def _event(self, text: str) -> None:
+        if not self.events or self.events[-1] != text:
+            log.warning(text)
+        self.events.append(text)
