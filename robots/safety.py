@@ -11,9 +11,11 @@ robot's units, sent at ``rate_hz``. In order:
 5. **Acceleration**: the implied velocity changes by at most ``acceleration_scale`` x the joint's
    acceleration limit x dt from the last command's.
 
-Steps 3-5 clamp the command and report what they clamped (``on_violation="clamp"``), or refuse it
-(``"reject"``). A watchdog (``watchdog_ms``) tells the caller when no fresh command has come:
-hold the last position or stop, by ``on_timeout``. Every limit is range-checked at construction.
+A clamped command never goes beyond the position asked for (arriving is left to the robot's own
+position controller). Steps 3-5 clamp the command and report what they clamped
+(``on_violation="clamp"``), or refuse it (``"reject"``). A watchdog (``watchdog_ms``) tells the
+caller when no fresh command has come: hold the last position or stop, by ``on_timeout``.
+Every limit is range-checked at construction.
 """
 
 from __future__ import annotations
@@ -158,7 +160,9 @@ class SafetyLayer:
         v_prev = self._velocity
         v = self._clamp(step / self.dt, v_prev - self.max_dv, v_prev + self.max_dv, "acceleration limit",
                         clamped)
-        out = np.clip(last + v * self.dt, self.lower, self.upper)
+        # never past what was asked: the acceleration limit may not carry the arm beyond its target
+        move = np.clip(v * self.dt, np.minimum(0.0, out - last), np.maximum(0.0, out - last))
+        out = np.clip(last + move, self.lower, self.upper)
         if clamped and self.cfg.on_violation == "reject":
             self.counts["rejected"] += 1
             raise UnsafeCommand(f"command exceeds {'; '.join(clamped)} "

@@ -71,6 +71,7 @@ class SafeRobot(Driver):
         self.safety = SafetyLayer(driver.constants, safety)
         self._lock = threading.Lock()
         self.stopped = False
+        self._last_clamp = ""
         self.events: list[str] = []
         """What the safety layer did that an operator should know (timeouts, stops, refusals)."""
 
@@ -92,7 +93,12 @@ class SafeRobot(Driver):
         with self._lock:
             checked: Checked = self.safety.check(action)
             if checked.clamped:
-                log.warning("clamped: %s", "; ".join(checked.clamped))
+                what = "; ".join(checked.clamped)
+                if what != self._last_clamp:
+                    log.info("clamped: %s", what)
+                self._last_clamp = what
+            else:
+                self._last_clamp = ""
             self.stopped = False
             return self.driver.send_action(checked.sent)
 

@@ -158,3 +158,13 @@ def test_nan_through_the_robot_never_reaches_the_driver():
     with SafeRobot(drv) as robot, pytest.raises(UnsafeCommand):
         robot.send_action(np.full(6, np.nan))
     assert drv.sent == []
+
+
+def test_a_ramping_command_never_goes_past_the_target_asked_for():
+    rb = get_robot("so101")
+    layer = SafetyLayer(rb, SafetyConfig(velocity_scale=1.0, acceleration_scale=0.2, max_step=0.05))
+    layer.reset(rb.home_action)
+    target = rb.home_action + np.r_[0.3, np.zeros(rb.n_joints)]
+    sent = [layer.check(target).sent[0] for _ in range(400)]
+    assert max(sent) <= target[0] + 1e-12 and sent[-1] == pytest.approx(target[0])
+    assert np.all(np.diff(sent) >= -1e-12)  # monotone: no overshoot and come-back
