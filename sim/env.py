@@ -98,6 +98,10 @@ class ReverieEnv(gym.Env):
             self._renderer.close()
             self._renderer = None
 
+    def observe(self) -> dict[str, Any]:
+        """The observation of the current state (what ``step`` and ``reset`` return)."""
+        return self._observe()
+
     def displace(self, offset_xy: np.ndarray, cube: int = 0) -> dict[str, Any]:
         """Move a cube by ``offset_xy`` (m) on the table, at rest (a disturbance mid-episode);
         returns the new observation."""
