@@ -11,6 +11,8 @@
     reverie eval checkpoint=runs/push planner=value world_model=runs/push_wm rerun=eval.rrd
     reverie viz data=data/push episodes=3 [rerun=spawn|replay.rrd]
     reverie bench recording checkpoint=runs/push world_model=runs/push_wm k=16
+    reverie deploy robot=mujoco checkpoint=runs/push episodes=5 [node.rate_hz=100 node.delay_ms=200]
+    reverie serve checkpoint=runs/push port=50051           # then: reverie deploy server=127.0.0.1:50051
     reverie bench latency checkpoint=runs/push k=16 steps=10
     reverie bench cycle checkpoint=runs/push world_model=runs/push_wm k=[1,4,16]
     reverie eval checkpoint=runs/sort planner=llm world_model=runs/sort_wm phrasing=novel
@@ -147,6 +149,23 @@ def cmd_eval(overrides: list[str]) -> None:
         print(f"recording: {c.rerun} (open it with `rerun {c.rerun}`)", file=sys.stderr)
 
 
+def cmd_deploy(overrides: list[str]) -> None:
+    from policy.deploy.run import deploy
+
+    c = load_config("deploy", overrides)
+    r = deploy(robot=c.robot, checkpoint=c.checkpoint, server=c.server, episodes=c.episodes, seed=c.seed,
+               node=c.node, safety=c.safety, port=c.port, calibration=c.calibration, token_env=c.token_env,
+               steps=c.steps)
+    _print_json(r, c.out)
+
+
+def cmd_serve(overrides: list[str]) -> None:
+    from policy.deploy.run import serve
+
+    c = load_config("serve", overrides)
+    serve(c.checkpoint, c.host, c.port, c.token_env, c.steps, c.device)
+
+
 def cmd_viz(overrides: list[str]) -> None:
     from policy.recording.replay import replay
 
@@ -234,7 +253,7 @@ BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,
-    "bench": cmd_bench, "viz": cmd_viz,
+    "bench": cmd_bench, "viz": cmd_viz, "deploy": cmd_deploy, "serve": cmd_serve,
 }
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
+from policy.deploy.config import NodeConfig
 from policy.diffusion.config import DiffusionConfig
 from policy.planners.llm.config import LLMConfig
 from policy.world_model.config import WorldModelConfig
 from robots.registry import get_robot
+from robots.safety import SafetyConfig
 from sim.registry import get_task
 
 
@@ -538,6 +540,64 @@ class BenchRecordingConfig:
 
 
 @dataclass
+class DeployConfig:
+    """`reverie deploy`: a trained policy driving a robot in real time, through the safety layer."""
+
+    robot: str = "mujoco"
+    """Driver: mujoco (a simulated arm in its own process, running the policy's task) or so101."""
+    checkpoint: str | None = None
+    """Policy run to load in this process; or give server=."""
+    server: str | None = None
+    """HOST:PORT of a `reverie serve` policy server (token from $REVERIE_TOKEN)."""
+    episodes: int = 1
+    seed: int = 1_000_000
+    """Seed of the first simulated episode (mujoco)."""
+    node: NodeConfig = field(default_factory=NodeConfig)
+    """node.rate_hz, node.seconds, node.delay_ms, node.lead, node.source_timeout_s."""
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+    """safety.velocity_scale, safety.watchdog_ms, safety.on_timeout=hold|stop, ..."""
+    port: str = "/dev/ttyACM0"
+    """Serial port (so101)."""
+    calibration: str | None = None
+    """SO-101 calibration JSON (so101)."""
+    steps: int | None = None
+    """Denoising steps (the checkpoint's setting when omitted)."""
+    token_env: str = "REVERIE_TOKEN"
+    out: str | None = None
+    """Also write the JSON report to this file."""
+
+    def __post_init__(self) -> None:
+        from policy.deploy.run import DRIVERS
+
+        if self.robot not in DRIVERS:
+            raise ValueError(f"unknown robot driver {self.robot!r}; choose one of {', '.join(DRIVERS)}")
+        if self.checkpoint is not None and self.server is not None:
+            raise ValueError("give exactly one of checkpoint=RUN or server=HOST:PORT, not both")
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if isinstance(self.node, dict):
+            self.node = NodeConfig(**self.node)
+        if isinstance(self.safety, dict):
+            self.safety = SafetyConfig(**self.safety)
+
+
+@dataclass
+class ServeConfig:
+    """`reverie serve`: a policy server for split deployment (loopback unless a token is set)."""
+
+    checkpoint: str = "runs/push"
+    host: str = "127.0.0.1"
+    port: int = 50051
+    steps: int | None = None
+    device: str = "cpu"
+    token_env: str = "REVERIE_TOKEN"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must lie in 0..65535, got {self.port}")
+
+
+@dataclass
 class RunConfig:
     """`reverie run`: the whole job on embedded defaults (grows with each stage)."""
 
@@ -614,6 +674,8 @@ COMMAND_CONFIGS: dict[str, type] = {
     "bench_memory": BenchMemoryConfig,
     "bench_recording": BenchRecordingConfig,
     "viz": VizConfig,
+    "deploy": DeployConfig,
+    "serve": ServeConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
     "bench_throughput": BenchThroughputConfig,

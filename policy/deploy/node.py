@@ -1,0 +1,279 @@
+"""The real-time deployment node: a chunk source (the policy) drives a robot through the safety layer.
+
+```
+control thread, every 1/rate_hz s          inference thread
+  at each plan step (plan_dt): observe        waits for a request
+    ask for the next chunk early enough  -->    plan(observations, past, committed)
+  command = the current chunk at now          <--  a chunk for the steps after the committed ones
+    (linear between plan steps; held if none)    (checked: shape, finite; else refused)
+  robot.send_action(command)  (SafeRobot)
+```
+The request goes out ``lead`` plan steps before the current chunk runs out, with the actions that
+will execute meanwhile (``committed``), which the policy inpaints: the new chunk continues the old
+one. A chunk arriving late has its stale steps dropped. If the source fails or takes longer than
+``source_timeout_s``, the robot holds its position until a fresh chunk arrives.
+
+Measured per run (``NodeReport``): tick jitter p50/p99, deadline misses, idle ticks (no chunk to
+follow after the first), the p95 action change between plan steps at chunk boundaries against
+inside chunks, inference latency, stale and refused chunks, success when the world reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policy.deploy.chunks import Chunk
+from policy.deploy.config import NodeConfig
+from policy.deploy.source import ChunkSource, PlanRequest
+from robots.drivers.base import SafeRobot
+from robots.safety import EStopped, UnsafeCommand
+
+log = logging.getLogger("reverie.deploy")
+
+
+@dataclass
+class NodeReport:
+    seconds: float
+    ticks: int
+    jitter_ms: dict[str, float]
+    deadline_misses: int
+    idle_ticks: int
+    """Ticks after the first chunk with no chunk covering them (the robot held and waited)."""
+    startup_s: float
+    """Time until the first chunk arrived (the robot held meanwhile)."""
+    chunks: int
+    stale_dropped: int
+    refused_chunks: int
+    source_failures: int
+    holds: int
+    inference_ms: dict[str, float]
+    jump_p95: dict[str, float | None]
+    """p95 joint-target change between consecutive plan steps (rad, arm joints): inside chunks and
+    at chunk boundaries, and their ratio."""
+    success: bool | None
+    lead: int
+    events: list[str] = field(default_factory=list)
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) if xs else float("nan")
+
+
+class DeployNode:
+    """Runs one episode of ``source`` on ``robot`` (already connected)."""
+
+    def __init__(self, robot: SafeRobot, source: ChunkSource, n_obs_steps: int, cfg: NodeConfig | None = None,
+                 max_committed: int | None = None) -> None:
+        self.robot, self.source, self.cfg = robot, source, cfg or NodeConfig()
+        self.n_obs_steps = n_obs_steps
+        self.max_committed = max_committed if max_committed is not None else 8
+        self.a_dim = robot.constants.action_dim
+        self._lock = threading.Lock()
+        self._request: tuple[int, PlanRequest, float] | None = None
+        self._arrived: deque[Chunk] = deque()
+        self._wake = threading.Event()
+        self._running = False
+        self.latencies: list[float] = []
+        self.failures = self.refused = 0
+
+    # ---- inference thread --------------------------------------------------------------------
+    def _infer_loop(self) -> None:
+        while self._running:
+            if not self._wake.wait(0.05):
+                continue
+            self._wake.clear()
+            with self._lock:
+                job = self._request
+            if job is None:
+                continue
+            start, request, asked = job
+            try:
+                if self.cfg.delay_ms:
+                    time.sleep(self.cfg.delay_ms / 1000)
+                actions = np.asarray(self.source.plan(request), dtype=np.float64)
+                if actions.ndim != 2 or actions.shape[1] != self.a_dim or len(actions) == 0:
+                    raise UnsafeCommand(f"chunk has shape {actions.shape}, expected (n, {self.a_dim})")
+                if not np.all(np.isfinite(actions)):
+                    raise UnsafeCommand("chunk holds NaN/inf")
+                chunk = Chunk(start, actions, asked)
+            except UnsafeCommand as e:
+                self.refused += 1
+                log.error("refused a chunk from the policy: %s", e)
+                chunk = None
+            except Exception as e:  # any failure of the source (network, server, model) is survivable: hold
+                self.failures += 1
+                log.error("the policy failed to plan (%s: %s); holding", type(e).__name__, e)
+                chunk = None
+            with self._lock:
+                self.latencies.append((time.monotonic() - asked) * 1000)
+                if chunk is not None:
+                    self._arrived.append(chunk)
+                if self._request is job:
+                    self._request = None
+
+    def _ask(self, start: int, request: PlanRequest) -> None:
+        with self._lock:
+            self._request = (start, request, time.monotonic())
+        self._wake.set()
+
+    # ---- control loop ------------------------------------------------------------------------
+    def run(self) -> NodeReport:
+        c = self.cfg
+        period = 1.0 / c.rate_hz
+        history: deque[dict[str, Any]] = deque(maxlen=self.n_obs_steps)
+        sent_at_step: dict[int, np.ndarray] = {}
+        chunk_at_step: dict[int, int] = {}
+        jitter, idle, holds, misses, stale = [], 0, 0, 0, 0
+        current: Chunk | None = None
+        upcoming: Chunk | None = None
+        pending_since: float | None = None
+        success = None
+        # start-up: the arm waits at rest for the first chunk, which also measures the latency
+        # the first lead is chosen from; the plan's clock starts when it arrives
+        startup = time.monotonic()
+        obs = self.robot.get_observation()
+        history.append(obs)
+        first = self._first_chunk(obs)
+        last_step, current, next_id = 0, Chunk(0, first, startup, 1), 1
+        first_chunk_at = time.monotonic() - startup
+        self.latencies.append(first_chunk_at * 1000)
+        lead = c.lead or max(1, min(self.max_committed, math.ceil((first_chunk_at + period) / c.plan_dt)))
+        self._running = True
+        worker = threading.Thread(target=self._infer_loop, daemon=True, name="reverie-inference")
+        worker.start()
+        t0 = time.monotonic()
+        next_tick, ticks = t0, 0
+        try:
+            while True:
+                now = time.monotonic()
+                if now - t0 >= c.seconds:
+                    break
+                jitter.append((now - next_tick) * 1000)
+                u = (now - t0) / c.plan_dt
+                step = math.floor(u)
+                with self._lock:
+                    arrived = list(self._arrived)
+                    self._arrived.clear()
+                    in_flight = self._request is not None
+                for ch in arrived:
+                    next_id += 1
+                    ch.id = next_id
+                    if ch.end <= step:
+                        stale += len(ch.actions)
+                        continue
+                    if ch.start < step:
+                        stale += step - ch.start
+                        ch = ch.from_step(step)
+                    log.debug("chunk %d: steps %d..%d arrived at %.2f", ch.id, ch.start, ch.end - 1, u)
+                    pending_since = None
+                    if ch.start <= step or current is None:
+                        current, upcoming = ch, None
+                    else:
+                        upcoming = ch  # takes over at its first step
+                if upcoming is not None and step >= upcoming.start:
+                    current, upcoming = upcoming, None
+                if step > last_step:  # a plan step boundary: observe, and ask for more in time
+                    last_step = step
+                    obs = self.robot.get_observation()
+                    history.append(obs)
+                    if obs.get("success") and c.stop_on_success:
+                        success = True
+                        break
+                    if not c.lead and len(self.latencies) >= 1:
+                        est = _pct(self.latencies[-20:], 90) / 1000 + period
+                        lead = max(1, min(self.max_committed, math.ceil(est / c.plan_dt)))
+                    latest = upcoming or current
+                    due = latest is None or latest.end - step <= lead
+                    if due and not in_flight:
+                        self._ask(*self._request_for(step, lead if latest else 0, latest, history,
+                                                     sent_at_step))
+                        pending_since = pending_since or now
+                stalled = pending_since is not None and now - pending_since > c.source_timeout_s
+                if current is not None and current.covers(u) and not stalled:
+                    command = current.at(u)
+                    if step not in chunk_at_step:
+                        chunk_at_step[step] = current.id
+                        sent_at_step[step] = current.actions[step - current.start]
+                else:
+                    command = None
+                    idle += 1
+                try:
+                    if command is not None:
+                        self.robot.send_action(command)
+                    else:
+                        self._hold()
+                        holds += 1
+                except (UnsafeCommand, EStopped) as e:
+                    log.error("command not sent: %s", e)
+                    holds += 1
+                ticks += 1
+                misses += time.monotonic() - now > period
+                next_tick += period
+                delay = next_tick - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    next_tick = time.monotonic()  # behind: do not try to catch up in a burst
+        finally:
+            self._running = False
+            worker.join(timeout=5)
+        self.sent_at_step, self.chunk_at_step = sent_at_step, chunk_at_step  # what was planned per step
+        if success is None and history and "success" in history[-1]:
+            success = bool(history[-1]["success"])
+        return NodeReport(
+            seconds=time.monotonic() - t0, ticks=ticks,
+            jitter_ms={"p50": _pct([abs(j) for j in jitter], 50), "p99": _pct([abs(j) for j in jitter], 99)},
+            deadline_misses=misses, idle_ticks=idle, startup_s=first_chunk_at, chunks=next_id,
+            stale_dropped=stale, refused_chunks=self.refused,
+            source_failures=self.failures, holds=holds,
+            inference_ms={"p50": _pct(self.latencies, 50), "p95": _pct(self.latencies, 95)},
+            jump_p95=self._jumps(sent_at_step, chunk_at_step), success=success, lead=lead,
+            events=list(self.robot.events))
+
+    def _first_chunk(self, obs: dict[str, Any]) -> np.ndarray:
+        """The first chunk, planned while the arm waits; a policy that cannot plan stops the run."""
+        if self.cfg.delay_ms:
+            time.sleep(self.cfg.delay_ms / 1000)
+        actions = np.asarray(self.source.plan(PlanRequest([obs], np.zeros((0, self.a_dim)),
+                                                          np.zeros((0, self.a_dim)))), dtype=np.float64)
+        if actions.ndim != 2 or actions.shape[1] != self.a_dim or not np.all(np.isfinite(actions)):
+            raise UnsafeCommand(f"the policy's first chunk is unusable (shape {actions.shape}, "
+                                f"finite: {bool(np.all(np.isfinite(actions)))}); nothing was sent")
+        return actions
+
+    def _hold(self) -> np.ndarray:
+        """Hold position: re-send the last command the safety layer passed."""
+        return self.robot.send_action(self.robot.safety.last)
+
+    def _request_for(self, step: int, lead: int, current: Chunk | None, history, sent_at_step):
+        """Ask for the chunk starting ``lead`` steps after ``step``, committed to what runs until then."""
+        past = [sent_at_step[s] for s in range(step - self.n_obs_steps + 1, step) if s in sent_at_step]
+        committed = []
+        for s in range(step, step + lead):  # what runs until then: the latest chunk, held at its end
+            if current is not None:
+                committed.append(current.actions[min(max(s - current.start, 0), len(current.actions) - 1)])
+        req = PlanRequest(list(history), np.asarray(past).reshape(-1, self.a_dim),
+                          np.asarray(committed).reshape(-1, self.a_dim), {"step": step})
+        return step + len(committed), req
+
+    def _jumps(self, sent: dict[int, np.ndarray], chunk_of: dict[int, int]) -> dict[str, float | None]:
+        n = self.robot.constants.n_joints
+        inside, boundary = [], []
+        for s in sorted(sent):
+            if s - 1 in sent and s in chunk_of and s - 1 in chunk_of:
+                jump = float(np.linalg.norm(sent[s][:n] - sent[s - 1][:n]))
+                (boundary if chunk_of[s] != chunk_of[s - 1] else inside).append(jump)
+        self.jumps = {"inside": inside, "boundary": boundary}
+        p_in = _pct(inside, 95) if inside else None
+        p_b = _pct(boundary, 95) if boundary else None
+        return {"inside": p_in, "boundary": p_b,
+                "ratio": p_b / p_in if p_in and p_b is not None and p_in > 0 else None,
+                "boundaries": len(boundary)}

@@ -1,0 +1,104 @@
+"""`reverie deploy` and `reverie serve`: a checkpoint (or a policy server) driving a robot."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from policy.deploy.config import NodeConfig
+from policy.deploy.node import DeployNode
+from robots.drivers.base import SafeRobot
+from robots.safety import SafetyConfig
+
+DRIVERS = ("mujoco", "so101")
+"""Robots ``reverie deploy`` can drive (``mujoco``: a simulated arm in its own process)."""
+
+
+def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
+                device: str = "cpu"):
+    """(source, task, robot, n_obs_steps, max_committed) from a checkpoint or a running server."""
+    if server:
+        from policy.deploy.server import RemoteSource
+
+        src = RemoteSource(server, os.environ.get(token_env))
+        info = src.info()
+        return src, info["task"], info["robot"], int(info["n_obs_steps"]), int(info["max_committed"])
+    from policy.checkpoint import load_policy
+    from policy.deploy.source import PolicySource
+
+    policy = load_policy(checkpoint, device=device)
+    src = PolicySource(policy, steps)
+    return src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps, src.max_committed
+
+
+def make_driver(kind: str, task: str, robot: str, seed: int, port: str, calibration: str | None):
+    if kind == "mujoco":
+        from robots.drivers.mujoco import MujocoRobot
+        from sim.world import TaskWorldFactory
+
+        return MujocoRobot(robot, world=TaskWorldFactory(task, robot, seed))
+    if kind == "so101":
+        if robot != "so101":
+            raise ValueError(f"the policy was trained on {robot!r}; the so101 driver drives an SO-101")
+        from robots.drivers.so101 import So101Driver
+
+        return So101Driver(port, calibration)
+    raise ValueError(f"unknown robot driver {kind!r}; choose one of {', '.join(DRIVERS)}")
+
+
+def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str | None = None,
+           episodes: int = 1, seed: int = 1_000_000, node: NodeConfig | None = None,
+           safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
+           token_env: str = "REVERIE_TOKEN", steps: int | None = None) -> dict[str, Any]:
+    """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
+    if (checkpoint is None) == (server is None):
+        raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
+    source, task, arm, n_obs, max_committed = make_source(checkpoint, server, token_env, steps)
+    node = node or NodeConfig()
+    reports, inside, boundary = [], [], []
+    for i in range(episodes):
+        with SafeRobot(make_driver(robot, task, arm, seed + i, port, calibration), safety) as bot:
+            n = DeployNode(bot, source, n_obs, node, max_committed)
+            reports.append(n.run())
+            inside += n.jumps["inside"]
+            boundary += n.jumps["boundary"]
+    p_in = float(np.percentile(inside, 95)) if inside else None
+    p_b = float(np.percentile(boundary, 95)) if boundary else None
+    successes = [r.success for r in reports if r.success is not None]
+    return {
+        "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
+        "source": server or checkpoint, "node": dataclasses.asdict(node),
+        "safety": dataclasses.asdict(safety or SafetyConfig()),
+        "success_rate": float(np.mean(successes)) if successes else None,
+        "jitter_ms_p50": float(np.median([r.jitter_ms["p50"] for r in reports])),
+        "jitter_ms_p99": float(np.max([r.jitter_ms["p99"] for r in reports])),
+        "deadline_misses": sum(r.deadline_misses for r in reports),
+        "ticks": sum(r.ticks for r in reports),
+        "idle_ticks": sum(r.idle_ticks for r in reports),
+        "stale_dropped": sum(r.stale_dropped for r in reports),
+        "refused_chunks": sum(r.refused_chunks for r in reports),
+        "source_failures": sum(r.source_failures for r in reports),
+        "jump_p95_rad": {"inside": p_in, "boundary": p_b, "ratio": p_b / p_in if p_in and p_b else None,
+                         "boundaries": len(boundary)},
+        "inference_ms_p50": float(np.median([r.inference_ms["p50"] for r in reports])),
+        "per_episode": [dataclasses.asdict(r) for r in reports],
+    }
+
+
+def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | None = None,
+          device: str = "cpu") -> None:
+    """Serve the checkpoint until interrupted."""
+    from policy.checkpoint import load_policy
+    from policy.deploy.server import PolicyServer
+    from policy.deploy.source import PolicySource
+
+    server = PolicyServer(PolicySource(load_policy(checkpoint, device=device), steps), host, port,
+                          os.environ.get(token_env)).start()
+    print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop(1.0)

@@ -1,0 +1,174 @@
+"""The deployment node on the simulated arm: real time, smooth joins, and nothing unsafe reaching
+the driver when the policy misbehaves, is slow, or dies."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from policy.checkpoint import load_policy
+from policy.cli import main
+from policy.deploy.chunks import Chunk
+from policy.deploy.config import NodeConfig
+from policy.deploy.node import DeployNode
+from policy.deploy.server import PolicyServer, RemoteSource
+from policy.deploy.source import PlanRequest, PolicySource
+from robots.drivers.base import SafeRobot
+from robots.drivers.mujoco import MujocoRobot
+from sim.world import TaskWorldFactory
+
+
+class Spy:
+    """Wraps a driver and keeps every command that reached it, with its time."""
+
+    def __init__(self, driver) -> None:
+        self.driver, self.constants, self.sent = driver, driver.constants, []
+
+    def connect(self):
+        self.driver.connect()
+
+    def disconnect(self):
+        self.driver.disconnect()
+
+    def get_observation(self):
+        return self.driver.get_observation()
+
+    def send_action(self, a):
+        import time
+
+        self.sent.append((time.monotonic(), np.array(a)))
+        return self.driver.send_action(a)
+
+    def stop(self):
+        self.driver.stop()
+
+
+def _arm(seed: int = 1_000_000) -> Spy:
+    return Spy(MujocoRobot("panda", world=TaskWorldFactory("push", "panda", seed)))
+
+
+def test_chunks_interpolate_between_plan_steps_and_drop_what_is_stale():
+    c = Chunk(10, np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 2.0]]))
+    np.testing.assert_allclose(c.at(10.0), [0, 0])
+    np.testing.assert_allclose(c.at(10.25), [0.25, 0.5])
+    np.testing.assert_allclose(c.at(12.7), [2, 2])  # held past the last target
+    late = c.from_step(11)
+    assert late.start == 11 and len(late.actions) == 2
+    with pytest.raises(ValueError, match="entirely before"):
+        c.from_step(13)
+
+
+def test_the_inpainted_chunk_continues_the_committed_actions(push_run):
+    policy = load_policy(push_run)
+    src = PolicySource(policy, seed=0)
+    from sim.env import ReverieEnv
+
+    obs, _ = ReverieEnv("push", "panda").reset(seed=3)
+    first = src.plan(PlanRequest([obs, obs], np.zeros((0, 8)), np.zeros((0, 8))))
+    assert first.shape == (policy.cfg.n_action_steps, 8)
+    with pytest.raises(ValueError, match="leave no room"):
+        src.plan(PlanRequest([obs], np.zeros((0, 8)), np.zeros((src.max_committed + 1, 8))))
+
+
+def test_the_node_drives_the_simulated_arm_in_real_time(push_run):
+    policy = load_policy(push_run)
+    arm = _arm()
+    with SafeRobot(arm) as robot:
+        node = DeployNode(robot, PolicySource(policy), policy.cfg.n_obs_steps,
+                          NodeConfig(seconds=2.0, stop_on_success=False), policy.cfg.horizon - 2)
+        r = node.run()
+    assert 150 <= r.ticks <= 201 and r.chunks >= 3 and r.idle_ticks == 0
+    assert r.jump_p95["boundaries"] >= 2 and r.success is False
+    commands = np.stack([a for _, a in arm.sent])
+    assert np.all(np.isfinite(commands)) and len(commands) == r.ticks
+
+
+class NaNSource:
+    """A broken policy: every other chunk is NaN, and one has the wrong width."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def plan(self, request: PlanRequest) -> np.ndarray:
+        self.calls += 1
+        base = np.repeat(np.append(request.observations[-1]["joint_pos"], 0.04)[None], 4, 0)
+        if self.calls == 2:
+            return base[:, :3]
+        return base * np.nan if self.calls % 2 == 0 else base
+
+
+def test_nan_and_misshapen_chunks_never_reach_the_driver():
+    arm = _arm()
+    with SafeRobot(arm) as robot:
+        r = DeployNode(robot, NaNSource(), 2, NodeConfig(seconds=1.5, stop_on_success=False), 6).run()
+    assert r.refused_chunks >= 2
+    assert all(np.all(np.isfinite(a)) and a.shape == (8,) for _, a in arm.sent)
+
+
+def test_killing_the_policy_server_makes_the_robot_hold(push_run):
+    policy = load_policy(push_run)
+    server = PolicyServer(PolicySource(policy), port=0).start()
+    src = RemoteSource(f"127.0.0.1:{server.port}", timeout_s=0.5)
+    arm = _arm()
+    cfg = NodeConfig(seconds=3.0, stop_on_success=False, source_timeout_s=0.3)
+    with SafeRobot(arm) as robot:
+        node = DeployNode(robot, src, policy.cfg.n_obs_steps, cfg, src.max_committed)
+        killed = {}
+
+        def kill():
+            killed["t"] = __import__("time").monotonic()
+            server.stop(None)
+
+        threading.Timer(1.2, kill).start()
+        r = node.run()
+    assert r.source_failures >= 1 and r.holds > 0
+    # within one chunk (plus the source timeout) of the kill the commands stop changing: the arm holds
+    limit = killed["t"] + policy.cfg.n_action_steps * cfg.plan_dt + cfg.source_timeout_s
+    after = np.stack([a for t, a in arm.sent if t > limit])
+    assert len(after) > 20 and np.abs(after - after[0]).max() < 1e-9
+
+
+def test_injected_inference_delay_is_absorbed_by_committing_further_ahead(push_run):
+    policy = load_policy(push_run)
+    arm = _arm()
+    with SafeRobot(arm) as robot:
+        node = DeployNode(robot, PolicySource(policy), policy.cfg.n_obs_steps,
+                          NodeConfig(seconds=2.5, delay_ms=250, stop_on_success=False),
+                          policy.cfg.horizon - 2)
+        r = node.run()
+    assert r.lead >= 3 and r.inference_ms["p50"] >= 250
+    assert r.idle_ticks == 0 and r.startup_s >= 0.25  # the first plan (at rest) measured the latency
+    assert r.chunks >= 3
+
+
+def test_the_server_guards_its_door(push_run):
+    source = PolicySource(load_policy(push_run))
+    with pytest.raises(ValueError, match="without a token"):
+        PolicyServer(source, host="0.0.0.0", port=0)
+    server = PolicyServer(source, port=0, token="s3cret").start()
+    try:
+        with pytest.raises(ConnectionError, match="UNAUTHENTICATED"):
+            RemoteSource(f"127.0.0.1:{server.port}", token="guess").info()
+        ok = RemoteSource(f"127.0.0.1:{server.port}", token="s3cret")
+        assert ok.info()["task"] == "push"
+        with pytest.raises(ConnectionError, match="INVALID_ARGUMENT"):
+            ok._call(ok._plan, b"\x80\x04 not an npz")
+    finally:
+        server.stop(None)
+
+
+def test_deploy_cli_runs_episodes_and_names_bad_settings(push_run, tmp_path, capsys):
+    out = tmp_path / "deploy.json"
+    assert main(["deploy", f"checkpoint={push_run}", "node.seconds=1", f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert r["task"] == "push" and r["episodes"] == 1 and r["ticks"] > 50 and r["refused_chunks"] == 0
+    capsys.readouterr()
+    assert main(["deploy"]) == 2
+    assert "exactly one of checkpoint" in capsys.readouterr().err
+    assert main(["deploy", f"checkpoint={push_run}", "robot=ur10"]) == 2
+    assert "unknown robot driver" in capsys.readouterr().err
+    assert main(["deploy", f"checkpoint={push_run}", "safety.velocity_scale=3"]) == 2
+    assert "velocity_scale" in capsys.readouterr().err
