@@ -179,6 +179,35 @@ def bench_recording(policy: DiffusionPolicy, world_model, k: int = 16, repeats: 
     return out
 
 
+def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ...] = (0, 100, 200, 300),
+                 seed: int = 1_000_000, rate_hz: float = 100.0,
+                 time_limit_s: float | None = None) -> dict[str, Any]:
+    """Success and timing through the real-time node (simulated arm in its own process) at each
+    injected inference delay, against in-process evaluation of the same checkpoint on the same
+    seeds. Each node episode ends at success or after the task's time limit."""
+    from policy.checkpoint import load_policy
+    from policy.deploy.config import NodeConfig
+    from policy.deploy.run import deploy
+    from policy.evaluation import evaluate
+
+    policy = load_policy(checkpoint)
+    limit_s = time_limit_s or get_task(policy.shapes.task).max_steps * 0.1
+    plain = evaluate(policy, episodes, seed, progress=False)
+    rows = []
+    for delay in delays_ms:
+        r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=episodes, seed=seed,
+                   node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay))
+        figures = {k: v for k, v in r.items() if k not in ("per_episode", "node", "safety")}
+        rows.append({"delay_ms": delay, **figures,
+                     "startup_s_median": float(np.median([e["startup_s"] for e in r["per_episode"]])),
+                     "lead_median": float(np.median([e["lead"] for e in r["per_episode"]]))})
+    return {"checkpoint": checkpoint, "task": policy.shapes.task, "robot": policy.shapes.robot,
+            "episodes": episodes, "seed": seed, "rate_hz": rate_hz, "time_limit_s": limit_s,
+            "in_process": {"success_rate": plain["success_rate"], "ci95": plain["ci95"],
+                           "joint_step_rad": plain["joint_step_rad"]},
+            "node": rows, "machine": machine()}
+
+
 def bench_planner(policy: DiffusionPolicy, world_model, planners: list[str], llm_settings: dict[str, Any],
                   k: int = 16, repeats: int = 20,
                   task_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -206,6 +206,10 @@ def cmd_bench(overrides: list[str]) -> None:
         r = bench_planner(policy, wm, c.planners, dataclasses.asdict(c.llm), c.k, c.repeats,
                           {"phrasing": c.phrasing} if c.phrasing and policy.shapes.task == "sort" else None)
         r.update(checkpoint=c.checkpoint, world_model=c.world_model)
+    elif kind == "deploy":
+        from policy.benchmarks import bench_deploy
+
+        r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s)
     elif kind == "recording":
         import torch
 
@@ -249,7 +253,8 @@ def cmd_run(overrides: list[str]) -> None:
     run(load_config("run", overrides))
 
 
-BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "memory", "recording")
+BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "memory", "recording",
+           "deploy")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,

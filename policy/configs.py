@@ -582,6 +582,24 @@ class DeployConfig:
 
 
 @dataclass
+class BenchDeployConfig:
+    """`reverie bench deploy`: the node on the simulated arm at several inference delays."""
+
+    checkpoint: str = "runs/push"
+    episodes: int = 20
+    delays_ms: list[float] = field(default_factory=lambda: [0.0, 100.0, 200.0, 300.0])
+    seed: int = 1_000_000
+    rate_hz: float = 100.0
+    time_limit_s: float | None = None
+    """Seconds per node episode (default: the task's own time limit)."""
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or not self.delays_ms or min(self.delays_ms) < 0:
+            raise ValueError("episodes must be >= 1 and delays_ms a non-empty list of values >= 0")
+
+
+@dataclass
 class ServeConfig:
     """`reverie serve`: a policy server for split deployment (loopback unless a token is set)."""
 
@@ -675,6 +693,7 @@ COMMAND_CONFIGS: dict[str, type] = {
     "bench_recording": BenchRecordingConfig,
     "viz": VizConfig,
     "deploy": DeployConfig,
+    "bench_deploy": BenchDeployConfig,
     "serve": ServeConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,

@@ -172,3 +172,13 @@ def test_deploy_cli_runs_episodes_and_names_bad_settings(push_run, tmp_path, cap
     assert "unknown robot driver" in capsys.readouterr().err
     assert main(["deploy", f"checkpoint={push_run}", "safety.velocity_scale=3"]) == 2
     assert "velocity_scale" in capsys.readouterr().err
+
+
+def test_bench_deploy_compares_the_node_with_in_process_evaluation(push_run, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "deploy", f"checkpoint={push_run}", "episodes=1", "delays_ms=[0,200]",
+                 "time_limit_s=2", f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert [row["delay_ms"] for row in r["node"]] == [0, 200]
+    assert r["node"][1]["lead_median"] > r["node"][0]["lead_median"]
+    assert 0 <= r["in_process"]["success_rate"] <= 1 and r["time_limit_s"] == pytest.approx(2.0)
