@@ -155,7 +155,7 @@ def cmd_deploy(overrides: list[str]) -> None:
     c = load_config("deploy", overrides)
     r = deploy(robot=c.robot, checkpoint=c.checkpoint, server=c.server, episodes=c.episodes, seed=c.seed,
                node=c.node, safety=c.safety, port=c.port, calibration=c.calibration, token_env=c.token_env,
-               steps=c.steps)
+               steps=c.steps, planner=c.planner, world_model=c.world_model, k=c.k)
     _print_json(r, c.out)
 
 
@@ -163,7 +163,7 @@ def cmd_serve(overrides: list[str]) -> None:
     from policy.deploy.run import serve
 
     c = load_config("serve", overrides)
-    serve(c.checkpoint, c.host, c.port, c.token_env, c.steps, c.device)
+    serve(c.checkpoint, c.host, c.port, c.token_env, c.steps, c.device, c.planner, c.world_model, c.k)
 
 
 def cmd_viz(overrides: list[str]) -> None:

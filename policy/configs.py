@@ -562,6 +562,11 @@ class DeployConfig:
     """SO-101 calibration JSON (so101)."""
     steps: int | None = None
     """Denoising steps (the checkpoint's setting when omitted)."""
+    planner: str | None = None
+    """Run the sample -> dream -> choose controller with this planner (needs world_model=)."""
+    world_model: str | None = None
+    k: int = 8
+    """Candidates per decision (with a planner)."""
     token_env: str = "REVERIE_TOKEN"
     out: str | None = None
     """Also write the JSON report to this file."""
@@ -608,6 +613,10 @@ class ServeConfig:
     port: int = 50051
     steps: int | None = None
     device: str = "cpu"
+    planner: str | None = None
+    """Serve the sample -> dream -> choose controller with this planner (needs world_model=)."""
+    world_model: str | None = None
+    k: int = 8
     token_env: str = "REVERIE_TOKEN"
 
     def __post_init__(self) -> None:

@@ -155,6 +155,7 @@ class Controller:
         self._queue: deque[np.ndarray] = deque()
         self._history: deque[list[Observation]] = deque(maxlen=self.policy.cfg.n_obs_steps)
         self._step = 0
+        self._sample_kw: dict = {}
         self.decisions = []
         if envs is not None:
             for d in (self.dreamer, self.audit):
@@ -182,10 +183,12 @@ class Controller:
 
     # ---- one cycle ---------------------------------------------------------------------------
     def plan(self, batch: list[Observation], steps: int | None = None,
-             generator: torch.Generator | None = None) -> list[Decision]:
+             generator: torch.Generator | None = None, **sample_kw) -> list[Decision]:
+        """One cycle; ``sample_kw`` (``known``, ``keep``) hold every candidate to a known prefix."""
         pc, c = self.policy.cfg, self.cfg
         t0 = time.perf_counter()
-        cands = self.policy.candidates(c.k, steps=steps, generator=generator).cpu().numpy()
+        self._sample_kw = sample_kw
+        cands = self.policy.candidates(c.k, steps=steps, generator=generator, **sample_kw).cpu().numpy()
         t1 = time.perf_counter()
         latent = self.dreamer.encode(list(self._history), self._active)
         futures = dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon)
@@ -224,7 +227,7 @@ class Controller:
         the largest size asked) and are decided again; a second request is not honoured."""
         pc = self.policy.cfg
         k = max(ch.resample for ch in choices)
-        cands = self.policy.candidates(k, steps=steps, generator=generator).cpu().numpy()
+        cands = self.policy.candidates(k, steps=steps, generator=generator, **self._sample_kw).cpu().numpy()
         futures = dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon)
         dreams = self.dreamer.dream(latent, futures)
         choices, rows = list(choices), list(rows)

@@ -18,8 +18,9 @@ DRIVERS = ("mujoco", "so101")
 
 
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
-                device: str = "cpu"):
-    """(source, task, robot, n_obs_steps, max_committed) from a checkpoint or a running server."""
+                device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8):
+    """(source, task, robot, n_obs_steps, max_committed) from a checkpoint (with ``planner``: the
+    sample -> dream -> choose controller over ``world_model``) or a running server."""
     if server:
         from policy.deploy.server import RemoteSource
 
@@ -30,7 +31,21 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
     from policy.deploy.source import PolicySource
 
     policy = load_policy(checkpoint, device=device)
-    src = PolicySource(policy, steps)
+    if planner:
+        from policy.checkpoint import load_world_model
+        from policy.controller import Controller, ControllerConfig
+        from policy.deploy.source import ControllerSource
+        from policy.dreamers import LearnedDreamer
+        from policy.planners.registry import make_planner
+
+        if not world_model:
+            raise ValueError("planner= needs world_model=RUN (the learned dreamer; the simulator oracle "
+                             "cannot run on a robot)")
+        wm = load_world_model(world_model, policy.shapes.task, policy.shapes.robot, device)
+        src = ControllerSource(Controller(policy, LearnedDreamer(wm), make_planner(planner),
+                                          ControllerConfig(k=k)), steps)
+    else:
+        src = PolicySource(policy, steps)
     return src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps, src.max_committed
 
 
@@ -52,11 +67,13 @@ def make_driver(kind: str, task: str, robot: str, seed: int, port: str, calibrat
 def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str | None = None,
            episodes: int = 1, seed: int = 1_000_000, node: NodeConfig | None = None,
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
-           token_env: str = "REVERIE_TOKEN", steps: int | None = None) -> dict[str, Any]:
+           token_env: str = "REVERIE_TOKEN", steps: int | None = None, planner: str | None = None,
+           world_model: str | None = None, k: int = 8) -> dict[str, Any]:
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
-    source, task, arm, n_obs, max_committed = make_source(checkpoint, server, token_env, steps)
+    source, task, arm, n_obs, max_committed = make_source(checkpoint, server, token_env, steps,
+                                                          planner=planner, world_model=world_model, k=k)
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
     for i in range(episodes):
@@ -70,7 +87,8 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
     successes = [r.success for r in reports if r.success is not None]
     return {
         "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
-        "source": server or checkpoint, "node": dataclasses.asdict(node),
+        "source": server or checkpoint, "planner": planner, "k": k if planner else None,
+        "node": dataclasses.asdict(node),
         "safety": dataclasses.asdict(safety or SafetyConfig()),
         "success_rate": float(np.mean(successes)) if successes else None,
         "jitter_ms_p50": float(np.median([r.jitter_ms["p50"] for r in reports])),
@@ -89,14 +107,13 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
 
 
 def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | None = None,
-          device: str = "cpu") -> None:
-    """Serve the checkpoint until interrupted."""
-    from policy.checkpoint import load_policy
+          device: str = "cpu", planner: str | None = None, world_model: str | None = None,
+          k: int = 8) -> None:
+    """Serve the checkpoint (or its controller, with ``planner``) until interrupted."""
     from policy.deploy.server import PolicyServer
-    from policy.deploy.source import PolicySource
 
-    server = PolicyServer(PolicySource(load_policy(checkpoint, device=device), steps), host, port,
-                          os.environ.get(token_env)).start()
+    source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k)[0]
+    server = PolicyServer(source, host, port, os.environ.get(token_env)).start()
     print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
     try:
         server.wait()

@@ -49,6 +49,21 @@ class PolicySource:
         return self.policy.cfg.horizon - self.policy.cfg.n_obs_steps
 
     def plan(self, request: PlanRequest) -> np.ndarray:
+        known, keep = self._prefix(request)
+        p = self.policy
+        traj = p.sample(p.observation_window(), p.instructions, 1, known=known, keep=keep, steps=self.steps,
+                        generator=self.generator)
+        return self._after_committed(traj[0, 0].cpu().numpy(), len(request.committed))
+
+    def _after_committed(self, traj: np.ndarray, d: int) -> np.ndarray:
+        """The new actions of a (H, A) trajectory: those after the past and the committed steps."""
+        to, h = self.policy.cfg.n_obs_steps, self.policy.cfg.horizon
+        n = min(self.policy.cfg.n_action_steps, h - (to - 1) - d)
+        return traj[to - 1 + d: to - 1 + d + n]
+
+    def _prefix(self, request: PlanRequest) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Observe the request's history; the known trajectory and keep mask of its past and
+        committed actions (None, None when there are none)."""
         p = self.policy
         to, h, a_dim = p.cfg.n_obs_steps, p.cfg.horizon, p.shapes.action_dim
         d = len(request.committed)
@@ -56,12 +71,11 @@ class PolicySource:
             raise ValueError(f"{d} committed steps leave no room in a horizon of {h} (at most "
                              f"{self.max_committed}): inference is slower than the plan allows")
         p.reset()
-        obs = list(request.observations)[-to:]
-        for o in obs:
+        for o in list(request.observations)[-to:]:
             p.observe(o)
-        window = p.observation_window()
-        known = torch.zeros(1, h, a_dim, device=window.device)
-        keep = torch.zeros(h, dtype=torch.bool, device=window.device)
+        dev = p.obs_norm.centre.device
+        known = torch.zeros(1, h, a_dim, device=dev)
+        keep = torch.zeros(h, dtype=torch.bool, device=dev)
         past = np.asarray(request.past, dtype=np.float32).reshape(-1, a_dim)[-(to - 1):] if to > 1 else \
             np.zeros((0, a_dim), np.float32)
         if len(past):
@@ -70,8 +84,27 @@ class PolicySource:
         if d:
             known[0, to - 1: to - 1 + d] = torch.as_tensor(np.asarray(request.committed, dtype=np.float32))
             keep[to - 1: to - 1 + d] = True
-        traj = p.sample(window, p.instructions, 1, known=known if keep.any() else None,
-                        keep=keep if keep.any() else None, steps=self.steps, generator=self.generator)
-        traj = traj[0, 0].cpu().numpy()
-        n = min(p.cfg.n_action_steps, h - (to - 1) - d)
-        return traj[to - 1 + d: to - 1 + d + n]
+        return (known, keep) if keep.any() else (None, None)
+
+
+class ControllerSource(PolicySource):
+    """The sample -> dream -> choose controller in this process: K candidates, all holding the same
+    past and committed prefix, dreamed by the learned world model and chosen by the planner."""
+
+    def __init__(self, controller, steps: int | None = None, seed: int = 0) -> None:
+        super().__init__(controller.policy, steps, seed)
+        self.controller = controller
+        self.decisions: list = []
+        """The last decisions made (for logging and recording)."""
+
+    def plan(self, request: PlanRequest) -> np.ndarray:
+        ctrl = self.controller
+        ctrl.reset()  # (resets the policy too: the prefix below observes afresh)
+        known, keep = self._prefix(request)
+        for o in list(request.observations)[-self.policy.cfg.n_obs_steps:]:
+            ctrl._history.append([o])
+        ctrl._active = np.ones(1, bool)
+        extra = {} if known is None else {"known": known, "keep": keep}
+        decision = ctrl.plan([request.observations[-1]], self.steps, self.generator, **extra)[0]
+        self.decisions = [decision]
+        return self._after_committed(decision.chosen, len(request.committed))

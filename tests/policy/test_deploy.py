@@ -182,3 +182,34 @@ def test_bench_deploy_compares_the_node_with_in_process_evaluation(push_run, tmp
     assert [row["delay_ms"] for row in r["node"]] == [0, 200]
     assert r["node"][1]["lead_median"] > r["node"][0]["lead_median"]
     assert 0 <= r["in_process"]["success_rate"] <= 1 and r["time_limit_s"] == pytest.approx(2.0)
+
+
+def test_the_controller_in_the_node_holds_every_candidate_to_the_committed_prefix(push_run, push_wm):
+    from policy.checkpoint import load_world_model
+    from policy.controller import Controller, ControllerConfig
+    from policy.deploy.source import ControllerSource
+    from policy.dreamers import LearnedDreamer
+    from policy.planners.registry import make_planner
+    from sim.env import ReverieEnv
+
+    policy = load_policy(push_run)
+    ctrl = Controller(policy, LearnedDreamer(load_world_model(push_wm)), make_planner("value"),
+                      ControllerConfig(k=3))
+    src = ControllerSource(ctrl)
+    obs, _ = ReverieEnv("push", "panda").reset(seed=5)
+    first = src.plan(PlanRequest([obs, obs], np.zeros((0, 8)), np.zeros((0, 8))))  # within the data's range
+    committed = first[1:3]
+    new = src.plan(PlanRequest([obs, obs], first[:1], committed))
+    cands = src.decisions[0].candidates  # (K, H, A)
+    to = policy.cfg.n_obs_steps
+    assert cands.shape[0] == 3
+    np.testing.assert_allclose(cands[:, to - 1: to + 1], np.broadcast_to(committed, (3, 2, 8)), atol=1e-4)
+    assert new.shape == (min(policy.cfg.n_action_steps, policy.cfg.horizon - (to - 1) - 2), 8)
+
+
+def test_deploy_runs_the_controller_when_given_a_planner(push_run, push_wm, tmp_path):
+    out = tmp_path / "d.json"
+    assert main(["deploy", f"checkpoint={push_run}", "planner=value", f"world_model={push_wm}", "k=2",
+                 "node.seconds=1", f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert r["planner"] == "value" and r["k"] == 2 and r["per_episode"][0]["chunks"] >= 2
