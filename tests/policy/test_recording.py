@@ -206,3 +206,22 @@ def test_bench_recording_times_the_cycle_with_recording_off_and_on(push_run, pus
         assert r[part]["off_p50_ms"] > 0 and r[part]["on_p50_ms"] > 0
         assert r[part]["on_over_off"] == pytest.approx(r[part]["on_p50_ms"] / r[part]["off_p50_ms"])
     assert r["rrd_bytes_per_chunk"] > 1000
+
+
+def test_eval_streams_to_a_running_viewer(push_run, tmp_path):
+    """The live option: rerun's own gRPC proxy (what a viewer listens on) receives the recording."""
+    import socket
+
+    import rerun as rr
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = rr.RecordingStream("reverie-test-viewer")
+    url = proxy.serve_grpc(grpc_port=port)
+    assert RerunTarget.parse(url).kind == "connect"
+    out = tmp_path / "live.json"
+    assert main(["eval", f"checkpoint={push_run}", "episodes=1", "batch=1", "planner=value", "dreamer=oracle",
+                 "k=2", f"rerun={url}", "rerun_episodes=1", f"out={out}"]) == 0
+    assert json.loads(out.read_text())["rerun"]["target"] == url
+    proxy.disconnect()
