@@ -557,7 +557,7 @@ class DeployConfig:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     """safety.velocity_scale, safety.watchdog_ms, safety.on_timeout=hold|stop, ..."""
     port: str = "/dev/ttyACM0"
-    """Serial port (so101)."""
+    """Serial port (so101) or the robot's FCI address (franka, e.g. 172.16.0.2)."""
     calibration: str | None = None
     """SO-101 calibration JSON (so101)."""
     steps: int | None = None

@@ -13,7 +13,7 @@ from policy.deploy.node import DeployNode
 from robots.drivers.base import SafeRobot
 from robots.safety import SafetyConfig
 
-DRIVERS = ("mujoco", "so101")
+DRIVERS = ("mujoco", "so101", "franka")
 """Robots ``reverie deploy`` can drive (``mujoco``: a simulated arm in its own process)."""
 
 
@@ -61,6 +61,12 @@ def make_driver(kind: str, task: str, robot: str, seed: int, port: str, calibrat
         from robots.drivers.so101 import So101Driver
 
         return So101Driver(port, calibration)
+    if kind == "franka":
+        if robot != "panda":
+            raise ValueError(f"the policy was trained on {robot!r}; the franka driver drives a Panda")
+        from robots.drivers.franka import FrankaDriver
+
+        return FrankaDriver(port)
     raise ValueError(f"unknown robot driver {kind!r}; choose one of {', '.join(DRIVERS)}")
 
 
