@@ -117,7 +117,8 @@ class DiffusionPolicy(nn.Module):
     @torch.no_grad()
     def sample(self, obs: Tensor, instructions: list[str] | None = None, k: int = 1, *,
                known: Tensor | None = None, keep: Tensor | None = None, strength: float = 1.0,
-               steps: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+               steps: int | None = None, generator: torch.Generator | None = None,
+               guidance: float = 0.0) -> Tensor:
         """K raw trajectories per observation window: (B, To, D) -> (B, k, H, A).
 
         ``known`` (B, H, A) raw, with ``keep`` (H,) or (B, H), inpaints (see ``Sampler``).
@@ -125,7 +126,7 @@ class DiffusionPolicy(nn.Module):
         cond = self.encode(obs, instructions)
         known_n = None if known is None else self.action_norm.normalize(known.to(cond.device))
         traj = self.sampler.sample(cond, k, known=known_n, keep=keep, strength=strength, steps=steps,
-                                   generator=generator)
+                                   generator=generator, guidance=guidance)
         return self.action_norm.unnormalize(traj)
 
     # ---- acting ----------------------------------------------------------------------------

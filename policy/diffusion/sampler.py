@@ -44,6 +44,7 @@ class Sampler:
     def __init__(self, cfg: DiffusionConfig, denoiser: nn.Module, action_dim: int) -> None:
         self.cfg, self.denoiser, self.action_dim = cfg, denoiser, action_dim
         self.noiser = training_scheduler(cfg)
+        self._alphas = self.noiser.alphas_cumprod
         self._schedulers: dict[str, object] = {}
 
     def _scheduler(self, kind: str):
@@ -57,12 +58,17 @@ class Sampler:
     @torch.no_grad()
     def sample(self, cond: Tensor, k: int = 1, *, known: Tensor | None = None, keep: Tensor | None = None,
                strength: float = 1.0, steps: int | None = None, scheduler: str | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
+               generator: torch.Generator | None = None, guidance: float = 0.0) -> Tensor:
         """Draw ``k`` trajectories per condition row: cond (B, C) -> (B, k, H, A).
 
         known (B, H, A) and keep (H,) or (B, H) bool: steps to hold to ``known`` (inpainting).
         strength in (0, 1]: fraction of the noise schedule to run, starting from ``known``
         noised to that level (needs ``known``); 1 starts from pure noise.
+        guidance >= 0: reconstruction guidance towards the kept steps. Replacement alone constrains
+        the denoiser weakly (it may pick another mode and jump right after the kept steps); with
+        guidance each step also moves x against the gradient of the kept steps' error in the
+        clean trajectory the denoiser predicts, scaled by sqrt(1 - alpha_bar_t) (one backward
+        pass per step).
         """
         b, h, a = cond.shape[0], self.cfg.horizon, self.action_dim
         steps = steps or self.cfg.num_inference_steps
@@ -82,8 +88,10 @@ class Sampler:
             if keep.shape not in ((h,), (b, h)):
                 raise ValueError(f"keep mask must have shape ({h},) or ({b}, {h}), got {tuple(keep.shape)}")
             keep = keep.expand(b, h).repeat_interleave(k, dim=0)[..., None]
-        elif strength < 1 or keep is not None:
-            raise ValueError("inpainting (keep) and strength < 1 need a known trajectory")
+        elif strength < 1 or keep is not None or guidance:
+            raise ValueError("inpainting (keep), guidance and strength < 1 need a known trajectory")
+        if guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {guidance}")
 
         sched = self._scheduler(scheduler or self.cfg.scheduler)
         sched.set_timesteps(steps, device=dev)
@@ -99,11 +107,30 @@ class Sampler:
             if known is not None:
                 noise = torch.randn(x.shape, generator=generator, device=dev)
                 x = torch.where(keep, self.add_noise(known, noise, t.expand(b * k)), x)
-            out = self.denoiser(x, t.expand(b * k), cond)
-            x = sched.step(out, t, x, generator=generator).prev_sample
+            if guidance:
+                out, grad = self._guided(x, t, cond, known, keep)
+                x = sched.step(out, t, x, generator=generator).prev_sample
+                x = x - guidance * (1 - self._alphas[t]).sqrt().to(dev) * grad
+            else:
+                out = self.denoiser(x, t.expand(b * k), cond)
+                x = sched.step(out, t, x, generator=generator).prev_sample
         if known is not None:
             x = torch.where(keep, known, x)
         return x.clamp(-1, 1).reshape(b, k, h, a)
+
+    def _guided(self, x: Tensor, t: Tensor, cond: Tensor, known: Tensor,
+                keep: Tensor) -> tuple[Tensor, Tensor]:
+        """The denoiser's output at (x, t) and the gradient, with respect to x, of the squared error
+        of the kept steps in the clean trajectory it implies."""
+        alpha = self._alphas[t].to(x.device)
+        with torch.enable_grad():
+            xg = x.detach().requires_grad_(True)
+            out = self.denoiser(xg, t.expand(x.shape[0]), cond)
+            eps = self.cfg.prediction_type == "epsilon"
+            x0 = (xg - (1 - alpha).sqrt() * out) / alpha.sqrt() if eps else out
+            loss = ((x0 - known) ** 2 * keep).sum()
+            (grad,) = torch.autograd.grad(loss, xg)
+        return out.detach(), grad
 
     def inpaint(self, traj: Tensor, keep: Tensor, cond: Tensor, k: int = 1, strength: float = 1.0,
                 **kw) -> Tensor:
