@@ -181,7 +181,7 @@ def bench_recording(policy: DiffusionPolicy, world_model, k: int = 16, repeats: 
 
 def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ...] = (0, 100, 200, 300),
                  seed: int = 1_000_000, rate_hz: float = 100.0,
-                 time_limit_s: float | None = None) -> dict[str, Any]:
+                 time_limit_s: float | None = None, guidance: float | None = None) -> dict[str, Any]:
     """Success and timing through the real-time node (simulated arm in its own process) at each
     injected inference delay, against in-process evaluation of the same checkpoint on the same
     seeds. Each node episode ends at success or after the task's time limit."""
@@ -196,13 +196,14 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
     rows = []
     for delay in delays_ms:
         r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=episodes, seed=seed,
-                   node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay))
+                   node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay), guidance=guidance)
         figures = {k: v for k, v in r.items() if k not in ("per_episode", "node", "safety")}
         rows.append({"delay_ms": delay, **figures,
                      "startup_s_median": float(np.median([e["startup_s"] for e in r["per_episode"]])),
                      "lead_median": float(np.median([e["lead"] for e in r["per_episode"]]))})
     return {"checkpoint": checkpoint, "task": policy.shapes.task, "robot": policy.shapes.robot,
             "episodes": episodes, "seed": seed, "rate_hz": rate_hz, "time_limit_s": limit_s,
+            "inpaint_guidance": rows[0]["inpaint_guidance"],
             "in_process": {"success_rate": plain["success_rate"], "ci95": plain["ci95"],
                            "joint_step_rad": plain["joint_step_rad"]},
             "node": rows, "machine": machine()}

@@ -155,7 +155,8 @@ def cmd_deploy(overrides: list[str]) -> None:
     c = load_config("deploy", overrides)
     r = deploy(robot=c.robot, checkpoint=c.checkpoint, server=c.server, episodes=c.episodes, seed=c.seed,
                node=c.node, safety=c.safety, port=c.port, calibration=c.calibration, token_env=c.token_env,
-               steps=c.steps, planner=c.planner, world_model=c.world_model, k=c.k)
+               steps=c.steps, planner=c.planner, world_model=c.world_model, k=c.k,
+               guidance=c.inpaint_guidance)
     _print_json(r, c.out)
 
 
@@ -209,7 +210,8 @@ def cmd_bench(overrides: list[str]) -> None:
     elif kind == "deploy":
         from policy.benchmarks import bench_deploy
 
-        r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s)
+        r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s,
+                         c.inpaint_guidance)
     elif kind == "recording":
         import torch
 

@@ -567,6 +567,9 @@ class DeployConfig:
     world_model: str | None = None
     k: int = 8
     """Candidates per decision (with a planner)."""
+    inpaint_guidance: float | None = None
+    """Guidance towards the committed steps of each new chunk (default 0: replacement only;
+    experimental, see BENCHMARKS.md)."""
     token_env: str = "REVERIE_TOKEN"
     out: str | None = None
     """Also write the JSON report to this file."""
@@ -597,6 +600,8 @@ class BenchDeployConfig:
     rate_hz: float = 100.0
     time_limit_s: float | None = None
     """Seconds per node episode (default: the task's own time limit)."""
+    inpaint_guidance: float | None = None
+    """Guidance towards committed steps (default: the node's, 0)."""
     out: str | None = None
 
     def __post_init__(self) -> None:

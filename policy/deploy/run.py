@@ -18,7 +18,8 @@ DRIVERS = ("mujoco", "so101", "franka")
 
 
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
-                device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8):
+                device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8,
+                guidance: float | None = None):
     """(source, task, robot, n_obs_steps, max_committed) from a checkpoint (with ``planner``: the
     sample -> dream -> choose controller over ``world_model``) or a running server."""
     if server:
@@ -31,6 +32,7 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
     from policy.deploy.source import PolicySource
 
     policy = load_policy(checkpoint, device=device)
+    kw = {} if guidance is None else {"guidance": guidance}
     if planner:
         from policy.checkpoint import load_world_model
         from policy.controller import Controller, ControllerConfig
@@ -43,9 +45,9 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
                              "cannot run on a robot)")
         wm = load_world_model(world_model, policy.shapes.task, policy.shapes.robot, device)
         src = ControllerSource(Controller(policy, LearnedDreamer(wm), make_planner(planner),
-                                          ControllerConfig(k=k)), steps)
+                                          ControllerConfig(k=k)), steps, **kw)
     else:
-        src = PolicySource(policy, steps)
+        src = PolicySource(policy, steps, **kw)
     return src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps, src.max_committed
 
 
@@ -74,12 +76,13 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
            episodes: int = 1, seed: int = 1_000_000, node: NodeConfig | None = None,
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
            token_env: str = "REVERIE_TOKEN", steps: int | None = None, planner: str | None = None,
-           world_model: str | None = None, k: int = 8) -> dict[str, Any]:
+           world_model: str | None = None, k: int = 8, guidance: float | None = None) -> dict[str, Any]:
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
     source, task, arm, n_obs, max_committed = make_source(checkpoint, server, token_env, steps,
-                                                          planner=planner, world_model=world_model, k=k)
+                                                          planner=planner, world_model=world_model, k=k,
+                                                          guidance=guidance)
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
     for i in range(episodes):
@@ -94,6 +97,7 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
     return {
         "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
         "source": server or checkpoint, "planner": planner, "k": k if planner else None,
+        "inpaint_guidance": getattr(source, "guidance", None),
         "node": dataclasses.asdict(node),
         "safety": dataclasses.asdict(safety or SafetyConfig()),
         "success_rate": float(np.mean(successes)) if successes else None,

@@ -18,6 +18,12 @@ import torch
 
 from policy.diffusion.policy import DiffusionPolicy, Observation
 
+INPAINT_GUIDANCE = 0.0
+"""Reconstruction guidance towards the committed steps (``Sampler.sample``), off by default.
+Offline, at Push start states, weight 2 cut jumps right after the committed steps from 35-47 % of
+draws to 0-17 %; but in closed loop through the node the guided chunks turned erratic (p95 step
+inside chunks 3 rad) and success fell from 0.75 to 0.35 (BENCHMARKS.md)."""
+
 
 @dataclass
 class PlanRequest:
@@ -38,9 +44,11 @@ class ChunkSource(Protocol):
 class PolicySource:
     """A diffusion policy in this process."""
 
-    def __init__(self, policy: DiffusionPolicy, steps: int | None = None, seed: int = 0) -> None:
+    def __init__(self, policy: DiffusionPolicy, steps: int | None = None, seed: int = 0,
+                 guidance: float = INPAINT_GUIDANCE) -> None:
         self.policy = policy
         self.steps = steps
+        self.guidance = guidance
         self.generator = torch.Generator(device=policy.obs_norm.centre.device).manual_seed(seed)
 
     @property
@@ -52,7 +60,7 @@ class PolicySource:
         known, keep = self._prefix(request)
         p = self.policy
         traj = p.sample(p.observation_window(), p.instructions, 1, known=known, keep=keep, steps=self.steps,
-                        generator=self.generator)
+                        generator=self.generator, guidance=self.guidance if known is not None else 0.0)
         return self._after_committed(traj[0, 0].cpu().numpy(), len(request.committed))
 
     def _after_committed(self, traj: np.ndarray, d: int) -> np.ndarray:
@@ -91,8 +99,9 @@ class ControllerSource(PolicySource):
     """The sample -> dream -> choose controller in this process: K candidates, all holding the same
     past and committed prefix, dreamed by the learned world model and chosen by the planner."""
 
-    def __init__(self, controller, steps: int | None = None, seed: int = 0) -> None:
-        super().__init__(controller.policy, steps, seed)
+    def __init__(self, controller, steps: int | None = None, seed: int = 0,
+                 guidance: float = INPAINT_GUIDANCE) -> None:
+        super().__init__(controller.policy, steps, seed, guidance)
         self.controller = controller
         self.decisions: list = []
         """The last decisions made (for logging and recording)."""
@@ -104,7 +113,7 @@ class ControllerSource(PolicySource):
         for o in list(request.observations)[-self.policy.cfg.n_obs_steps:]:
             ctrl._history.append([o])
         ctrl._active = np.ones(1, bool)
-        extra = {} if known is None else {"known": known, "keep": keep}
+        extra = {} if known is None else {"known": known, "keep": keep, "guidance": self.guidance}
         decision = ctrl.plan([request.observations[-1]], self.steps, self.generator, **extra)[0]
         self.decisions = [decision]
         return self._after_committed(decision.chosen, len(request.committed))
