@@ -14,6 +14,13 @@ from typing import Any
 import numpy as np
 
 from policy.controller import Decision
+from sim import keys
+
+
+def positions(obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(tool position (3,), object positions (n, 3) or None) of one observation: what dreams predict."""
+    objects = np.asarray(obs[keys.OBJECT_POSES])[:, :3].copy() if keys.OBJECT_POSES in obs else None
+    return np.asarray(obs[keys.EE_POSE][:3], float).copy(), objects
 
 
 def error_at(dream: dict[str, np.ndarray], h: int, ee: np.ndarray,

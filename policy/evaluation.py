@@ -24,7 +24,7 @@ from tqdm import tqdm
 from policy.controller import Controller, Decision
 from policy.decision_stats import DecisionStats
 from policy.diffusion.policy import DiffusionPolicy
-from policy.dream_error import ExecutedDreamError
+from policy.dream_error import ExecutedDreamError, positions
 from policy.recording.recorder import Recorder
 from sim import keys
 from sim.bench import wilson_interval
@@ -130,7 +130,7 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
             for i in range(len(seeds))]
     try:
         obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
-        paths = [[_positions(o)] for o in obs]  # real tool and object positions, per step
+        paths = [[positions(o)] for o in obs]  # real tool and object positions, per step
         for i in np.flatnonzero(recorded):
             recorder.begin_episode(seeds[i], envs[i].scene, envs[i].control_dt, envs[i].task.cubes,
                                    obs[i].get(keys.INSTRUCTION))
@@ -169,7 +169,7 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                     continue
                 obs[i], _, term, trunc, info = env.step(actions[i])
                 result[i]["steps"] += 1
-                paths[i].append(_positions(obs[i]))
+                paths[i].append(positions(obs[i]))
                 if recorded[i]:
                     recorder.log_state(seeds[i], t, env.scene.data, obs[i],
                                        env.render() if images[i] else None)
@@ -192,12 +192,6 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
     finally:
         for env in envs:
             env.close()
-
-
-def _positions(obs: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
-    """(tool position (3,), object positions (n, 3) or None) of one observation."""
-    objects = np.asarray(obs[keys.OBJECT_POSES])[:, :3].copy() if keys.OBJECT_POSES in obs else None
-    return np.asarray(obs[keys.EE_POSE][:3], float).copy(), objects
 
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: int = 10) -> Path:

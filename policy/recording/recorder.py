@@ -22,11 +22,10 @@ import numpy as np
 import rerun as rr
 
 from policy.controller import Decision
-from policy.dream_error import error_at
+from policy.dream_error import error_at, positions
 from policy.recording import paths
 from policy.recording.blueprint import default_blueprint
 from policy.recording.geometry import SceneGeometry
-from sim import keys
 from sim.scene import Scene
 
 CHOSEN_RGBA = np.array([1.0, 0.55, 0.0, 0.9])
@@ -143,14 +142,13 @@ class Recorder:
         self._at(ep, t)
         for path, tf in ep.geometry.poses(data):
             self._log(eid, path, tf)
-        ee = np.asarray(obs[keys.EE_POSE][:3], float)
+        ee, objects = positions(obs)
         ep.executed.append(ee)
         if len(ep.executed) > 1:
             self._log(eid, paths.EXECUTED, rr.LineStrips3D([np.stack(ep.executed)],
                                                            colors=[_u8(EXECUTED_RGBA)], radii=[PATH_RADIUS]))
         d = ep.decision
         if d is not None and 1 <= t - d.step <= d.dreams["ee_pos"].shape[1]:
-            objects = np.asarray(obs[keys.OBJECT_POSES])[:, :3] if keys.OBJECT_POSES in obs else None
             e, o = error_at(d.executed_dream(), t - d.step, ee, objects)
             self._log(eid, paths.DREAM_ERROR_EE, rr.Scalars([e * 100]))
             if o is not None:

@@ -44,8 +44,17 @@ class Robot(Protocol):
     def disconnect(self) -> None: ...
 
 
+class RobotError(RuntimeError):
+    """The hardware did not do what was asked (bus error, missing motor, no connection)."""
+
+
+def measured_action(obs: dict[str, Any]) -> np.ndarray:
+    """(n + 1,) the measured joints then gripper of an observation: the command that holds them."""
+    return np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER])
+
+
 class Driver:
-    """Base class of drivers: the context manager and the measured-position helper."""
+    """Base class of drivers: the context manager."""
 
     constants: RobotConstants
 
@@ -55,11 +64,6 @@ class Driver:
 
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
-
-    def measured(self) -> np.ndarray:
-        """(n + 1,) measured joints then gripper."""
-        obs = self.get_observation()
-        return np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER])
 
 
 class SafeRobot(Driver):
@@ -77,8 +81,7 @@ class SafeRobot(Driver):
 
     def connect(self) -> None:
         self.driver.connect()
-        obs = self.driver.get_observation()
-        self.safety.reset(np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]))
+        self.safety.reset(measured_action(self.driver.get_observation()))
 
     def disconnect(self) -> None:
         with self._lock:
@@ -127,8 +130,7 @@ class SafeRobot(Driver):
 
     def release(self) -> None:
         with self._lock:
-            obs = self.driver.get_observation()
-            self.safety.release(np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]))
+            self.safety.release(measured_action(self.driver.get_observation()))
             self._event("e-stop released")
 
     def _event(self, text: str) -> None:

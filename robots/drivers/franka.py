@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from robots import keys
-from robots.drivers.base import Driver
-from robots.drivers.so101 import RobotError
+from robots.drivers.base import Driver, RobotError
 from robots.panda.constants import PANDA
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from robots import keys
 from robots.base import RobotConstants
-from robots.drivers.base import Driver
+from robots.drivers.base import Driver, measured_action
 from robots.registry import get_robot
 from robots.wire import decode, encode
 
@@ -101,8 +101,7 @@ def _serve(conn, make_world: Callable[[], World], realtime: bool) -> None:
             steps += int(msg["n"])
             conn.send_bytes(encode({"ok": 1}))
         elif op == "stop":
-            obs = world.observation()
-            world.set_target(np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER]))
+            world.set_target(measured_action(world.observation()))
             conn.send_bytes(encode({"ok": 1}))
         elif op == "close":
             conn.send_bytes(encode({"ok": 1}))

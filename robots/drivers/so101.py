@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from robots import keys
-from robots.drivers.base import Driver
+from robots.drivers.base import Driver, RobotError
 from robots.so101.constants import SO101
 
 MOTOR_IDS = (1, 2, 3, 4, 5, 6)
@@ -37,10 +37,6 @@ STEPS_PER_TURN = 4096
 RAD_PER_STEP = 2 * math.pi / STEPS_PER_TURN
 DEFAULT_BAUDRATE = 1_000_000
 VELOCITY_SIGN_BIT = 15
-
-
-class RobotError(RuntimeError):
-    """The hardware did not do what was asked (bus error, missing motor, no port)."""
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from robots import keys
-from robots.drivers.base import SafeRobot
+from robots.drivers.base import RobotError, SafeRobot
 from robots.drivers.franka import FrankaDriver
-from robots.drivers.so101 import RobotError
 from robots.safety import UnsafeCommand
 
 

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from robots import keys
-from robots.drivers.base import SafeRobot
+from robots.drivers.base import RobotError, SafeRobot
 from robots.drivers.so101 import (
     GOAL_POSITION,
     PRESENT_POSITION,
     TORQUE_ENABLE,
-    RobotError,
     So101Calibration,
     So101Driver,
 )
