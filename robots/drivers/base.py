@@ -5,7 +5,7 @@ below it.
 with SafeRobot(driver, SafetyConfig(...)) as robot:     # connect; the safety layer starts at
     obs = robot.get_observation()                        #   the measured position
     sent = robot.send_action(target)                     # checked, clamped or refused, then sent
-    robot.tick()                                         # the watchdog: hold or stop when stale
+    # the watchdog (its own thread, calling tick()): hold or stop when no command comes
 ```
 A driver talks to hardware (or a simulator) and nothing else; ``SafeRobot`` is the only way a
 command reaches it. Nothing here imports torch: a robot's computer runs drivers without the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,8 +70,14 @@ class Driver:
 class SafeRobot(Driver):
     """A driver below the safety layer: the only way commands reach it. Thread-safe."""
 
-    def __init__(self, driver: Robot, safety: SafetyConfig | None = None) -> None:
+    def __init__(self, driver: Robot, safety: SafetyConfig | None = None,
+                 watchdog_thread: bool = True) -> None:
         self.driver = driver
+        self.watchdog_thread = watchdog_thread
+        """Run ``tick`` in a thread of its own while connected, so a stalled caller cannot keep the
+        watchdog from firing."""
+        self._watching = threading.Event()
+        self._watcher: threading.Thread | None = None
         self.constants = driver.constants
         self.safety = SafetyLayer(driver.constants, safety)
         self._lock = threading.Lock()
@@ -82,8 +89,22 @@ class SafeRobot(Driver):
     def connect(self) -> None:
         self.driver.connect()
         self.safety.reset(measured_action(self.driver.get_observation()))
+        if self.watchdog_thread:
+            self._watching.set()
+            self._watcher = threading.Thread(target=self._watch, daemon=True, name="reverie-watchdog")
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        period = self.safety.cfg.watchdog_ms / 4000
+        while self._watching.is_set():
+            self.tick()
+            time.sleep(period)
 
     def disconnect(self) -> None:
+        self._watching.clear()
+        if self._watcher is not None:
+            self._watcher.join(timeout=1.0)
+            self._watcher = None
         with self._lock:
             self.driver.disconnect()
 

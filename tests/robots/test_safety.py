@@ -168,3 +168,22 @@ def test_a_ramping_command_never_goes_past_the_target_asked_for():
     sent = [layer.check(target).sent[0] for _ in range(400)]
     assert max(sent) <= target[0] + 1e-12 and sent[-1] == pytest.approx(target[0])
     assert np.all(np.diff(sent) >= -1e-12)  # monotone: no overshoot and come-back
+
+
+@pytest.mark.parametrize("mode", ["hold", "stop"])
+def test_the_watchdog_thread_acts_when_the_caller_goes_silent(mode):
+    import time
+
+    drv = RecordingDriver()
+    with SafeRobot(drv, SafetyConfig(watchdog_ms=50, on_timeout=mode)) as robot:
+        robot.send_action(drv.q + 0.001)
+        last, n = robot.safety.last, len(drv.sent)
+        time.sleep(0.3)  # the caller stalls: nobody calls tick()
+        if mode == "hold":
+            assert len(drv.sent) > n and all(np.array_equal(a, last) for a in drv.sent[n:])
+        else:
+            assert drv.stops == 1 and len(drv.sent) == n
+        assert any("watchdog" in e for e in robot.events)
+    held = len(drv.sent)
+    time.sleep(0.1)
+    assert len(drv.sent) == held  # the thread stops with the connection
