@@ -84,6 +84,8 @@ def test_the_node_drives_the_simulated_arm_in_real_time(push_run):
     assert r.jump_p95["boundaries"] >= 2 and r.success is False
     commands = np.stack([a for _, a in arm.sent])
     assert np.all(np.isfinite(commands)) and len(commands) == r.ticks
+    lo, hi = robot.safety.lower, robot.safety.upper
+    assert np.all(commands >= lo - 1e-9) and np.all(commands <= hi + 1e-9)  # nothing out of limits
 
 
 class NaNSource:
