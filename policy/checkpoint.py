@@ -144,13 +144,22 @@ def _load_weights(model: torch.nn.Module, ckpt: Path, meta: dict[str, Any]) -> N
                               f"{str(e).splitlines()[0]}") from None
 
 
+LEGACY_POLICY_DEFAULTS = {"prefix_conditioning": False}
+"""Settings a checkpoint written before they existed was trained without."""
+
+
+def policy_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """The policy settings of a checkpoint's metadata, older checkpoints' gaps filled in."""
+    return {**LEGACY_POLICY_DEFAULTS, **meta["policy"]}
+
+
 def load_policy(path: str | Path, task: str | None = None, robot: str | None = None,
                 device: str | torch.device = "cpu") -> DiffusionPolicy:
     """The EMA policy of a checkpoint, in eval mode. ``task``/``robot`` must match its training."""
     ckpt = resolve(path)
     meta = read_meta(ckpt)
     try:
-        cfg = DiffusionConfig(**meta["policy"])
+        cfg = DiffusionConfig(**policy_settings(meta))
         shapes = PolicyShapes.from_json(meta["shapes"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt / META} holds an invalid policy description: {e}") from None

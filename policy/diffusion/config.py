@@ -71,6 +71,22 @@ class DiffusionConfig:
     """Denoising steps at inference: the quality/speed slider."""
     inpaint_past: bool = True
     """Hold the trajectory's first To-1 steps to the actions already sent (smooth chunk joins)."""
+    cond_mlp: list[int] = field(default_factory=list)
+    """Widths of an MLP (Linear -> Mish per layer) over the whole conditioning (observation window,
+    instruction embedding, world-model latent) before it reaches the U-Net's FiLM layers; empty
+    feeds it straight in, as Chi et al. do. FiLM is linear in the conditioning, so without the MLP
+    an instruction cannot select which object's pose matters (Sort)."""
+    prefix_conditioning: bool = False
+    """Train the denoiser to continue a known clean prefix (training-time real-time chunking):
+    it sees a per-step "known" channel, the known steps clean and the rest noised, and is scored on
+    the rest only. Inpainting then feeds the known steps in clean. Off by default: on Push it did
+    not make joins behind committed steps smoother, and success through the node with 200 ms of
+    delay fell (BENCHMARKS.md, "Training with known prefixes")."""
+    prefix_max: int | None = None
+    """The longest known prefix drawn in training (steps of the trajectory, past included);
+    default horizon // 2."""
+    prefix_prob: float = 0.75
+    """The share of training windows that get a known prefix (1 to prefix_max steps)."""
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -100,8 +116,19 @@ class DiffusionConfig:
                              f"{self.num_train_timesteps}], got {self.num_inference_steps}")
         if STATE not in self.obs_features:
             raise ValueError(f"obs_features must include {STATE!r} (the arm's own state)")
+        if any(w < 1 for w in self.cond_mlp):
+            raise ValueError(f"cond_mlp widths must be >= 1, got {self.cond_mlp}")
+        if self.prefix_max is not None and not 1 <= self.prefix_max < self.horizon:
+            raise ValueError(f"prefix_max must lie in [1, horizon - 1] = [1, {self.horizon - 1}], "
+                             f"got {self.prefix_max}")
+        if not 0 <= self.prefix_prob <= 1:
+            raise ValueError(f"prefix_prob must lie in [0, 1], got {self.prefix_prob}")
         if self.text_dim < 1 or self.text_buckets < 1:
             raise ValueError("text_dim and text_buckets must be >= 1")
+
+    @property
+    def max_known_prefix(self) -> int:
+        return self.prefix_max or max(1, self.horizon // 2)
 
     @property
     def dims(self) -> list[int]:

@@ -75,8 +75,13 @@ class DiffusionPolicy(nn.Module):
                              f"{shapes.obs_dims} x {cfg.n_obs_steps}; they must match to share it")
         latent = world_encoder.cfg.latent_dim if world_encoder is not None else 0
         cond_dim = cfg.n_obs_steps * shapes.obs_dim + (cfg.text_dim if self.text else 0) + latent
+        layers: list[nn.Module] = []
+        for width in cfg.cond_mlp:
+            layers += [nn.Linear(cond_dim, width), nn.Mish()]
+            cond_dim = width
+        self.cond_mlp = nn.Sequential(*layers) if layers else None
         self.denoiser = ConditionalUnet1D(shapes.action_dim, cond_dim, cfg.dims, cfg.embed_dim,
-                                          cfg.kernel_size, cfg.n_groups)
+                                          cfg.kernel_size, cfg.n_groups, cfg.prefix_conditioning)
         self.sampler = Sampler(cfg, self.denoiser, shapes.action_dim)
         self.reset()
 
@@ -94,19 +99,36 @@ class DiffusionPolicy(nn.Module):
             if instructions is None or len(instructions) != b:
                 raise ValueError(f"task {self.shapes.task!r} needs one instruction per observation")
             cond = torch.cat([cond, self.text(instructions)], dim=-1)
-        return cond
+        return cond if self.cond_mlp is None else self.cond_mlp(cond)
 
     def compute_loss(self, obs: Tensor, action: Tensor, instructions: list[str] | None = None,
                      generator: torch.Generator | None = None) -> Tensor:
-        """Denoising loss of raw obs windows (B, To, D) and action windows (B, H, A)."""
+        """Denoising loss of raw obs windows (B, To, D) and action windows (B, H, A).
+
+        With ``prefix_conditioning`` a share ``prefix_prob`` of the windows get a known prefix of 1
+        to ``prefix_max`` steps: given clean and flagged, and left out of the loss."""
         cond = self.encode(obs, instructions)
         x0 = self.action_norm.normalize(action)
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-        t = torch.randint(0, self.cfg.num_train_timesteps, (x0.shape[0],), generator=generator,
-                          device=x0.device)
-        pred = self.denoiser(self.sampler.add_noise(x0, noise, t), t, cond)
+        b, h, dev = x0.shape[0], x0.shape[1], x0.device
+        noise = torch.randn(x0.shape, generator=generator, device=dev)
+        t = torch.randint(0, self.cfg.num_train_timesteps, (b,), generator=generator, device=dev)
+        x = self.sampler.add_noise(x0, noise, t)
         target = noise if self.cfg.prediction_type == "epsilon" else x0
-        return nn.functional.mse_loss(pred, target)
+        if not self.cfg.prefix_conditioning:
+            return nn.functional.mse_loss(self.denoiser(x, t, cond), target)
+        known = self.draw_prefixes(b, h, dev, generator)
+        x = torch.where(known[..., None], x0, x)
+        err = (self.denoiser(x, t, cond, known) - target) ** 2
+        free = (~known)[..., None].to(err.dtype)
+        return (err * free).sum() / (free.sum() * err.shape[-1]).clamp_min(1)
+
+    def draw_prefixes(self, b: int, h: int, device: torch.device | str,
+                      generator: torch.Generator | None = None) -> Tensor:
+        """(B, H) bool masks of known prefixes for training: none with probability
+        1 - prefix_prob, else 1 to max_known_prefix steps, uniformly."""
+        length = torch.randint(1, self.cfg.max_known_prefix + 1, (b,), generator=generator, device=device)
+        used = torch.rand(b, generator=generator, device=device) < self.cfg.prefix_prob
+        return torch.arange(h, device=device)[None] < (length * used)[:, None]
 
     def forward(self, obs: Tensor, action: Tensor, instructions: list[str] | None = None,
                 generator: torch.Generator | None = None) -> Tensor:

@@ -5,6 +5,10 @@ All trajectories here are normalised, (N, H, A) in [-1, 1]. Inpainting holds the
 to the known values noised to that step's level (as RePaint and Diffuser do), and to the known
 values themselves at the end. ``strength < 1`` starts from the known trajectory partly noised
 instead of pure noise, so only part of the schedule runs (re-denoising a plan, not redrawing it).
+
+A denoiser trained with known prefixes (``prefix_conditioning``, its ``known_channel``) is given
+the kept steps clean instead, with the mask that marks them: it was trained on exactly that, so it
+continues the known steps rather than merely being overwritten on them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class Sampler:
     def __init__(self, cfg: DiffusionConfig, denoiser: nn.Module, action_dim: int) -> None:
         self.cfg, self.denoiser, self.action_dim = cfg, denoiser, action_dim
         self.noiser = training_scheduler(cfg)
+        self.clean_known = bool(getattr(denoiser, "known_channel", False))
         self._alphas = self.noiser.alphas_cumprod
         self._schedulers: dict[str, object] = {}
 
@@ -103,29 +108,35 @@ class Sampler:
         x = torch.randn((b * k, h, a), generator=generator, device=dev)
         if strength < 1:
             x = self.add_noise(known, x, timesteps[:1].expand(b * k))
+        mask = keep[..., 0] if known is not None and self.clean_known else None
         for t in timesteps:
-            if known is not None:
+            if mask is not None:
+                x = torch.where(keep, known, x)
+            elif known is not None:
                 noise = torch.randn(x.shape, generator=generator, device=dev)
                 x = torch.where(keep, self.add_noise(known, noise, t.expand(b * k)), x)
             if guidance:
-                out, grad = self._guided(x, t, cond, known, keep)
+                out, grad = self._guided(x, t, cond, known, keep, mask)
                 x = sched.step(out, t, x, generator=generator).prev_sample
                 x = x - guidance * (1 - self._alphas[t]).sqrt().to(dev) * grad
             else:
-                out = self.denoiser(x, t.expand(b * k), cond)
+                out = self._denoise(x, t.expand(b * k), cond, mask)
                 x = sched.step(out, t, x, generator=generator).prev_sample
         if known is not None:
             x = torch.where(keep, known, x)
         return x.clamp(-1, 1).reshape(b, k, h, a)
 
-    def _guided(self, x: Tensor, t: Tensor, cond: Tensor, known: Tensor,
-                keep: Tensor) -> tuple[Tensor, Tensor]:
+    def _denoise(self, x: Tensor, t: Tensor, cond: Tensor, mask: Tensor | None) -> Tensor:
+        return self.denoiser(x, t, cond) if mask is None else self.denoiser(x, t, cond, mask)
+
+    def _guided(self, x: Tensor, t: Tensor, cond: Tensor, known: Tensor, keep: Tensor,
+                mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """The denoiser's output at (x, t) and the gradient, with respect to x, of the squared error
         of the kept steps in the clean trajectory it implies."""
         alpha = self._alphas[t].to(x.device)
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            out = self.denoiser(xg, t.expand(x.shape[0]), cond)
+            out = self._denoise(xg, t.expand(x.shape[0]), cond, mask)
             eps = self.cfg.prediction_type == "epsilon"
             x0 = (xg - (1 - alpha).sqrt() * out) / alpha.sqrt() if eps else out
             loss = ((x0 - known) ** 2 * keep).sum()

@@ -57,15 +57,18 @@ class FiLMResBlock(nn.Module):
 class ConditionalUnet1D(nn.Module):
     """Predicts noise (or the clean trajectory) for noisy trajectories.
 
-    ``forward(x (B, H, A), t (B,), cond (B, cond_dim)) -> (B, H, A)``.
+    ``forward(x (B, H, A), t (B,), cond (B, cond_dim), known (B, H) bool | None) -> (B, H, A)``.
+    With ``known_channel`` the input has one more channel per step: 1 where the step is known
+    (given clean), 0 where it is noised; ``known=None`` means no step is known.
     """
 
     def __init__(self, action_dim: int, cond_dim: int, down_dims: list[int], step_embed_dim: int,
-                 kernel: int = 5, groups: int = 8) -> None:
+                 kernel: int = 5, groups: int = 8, known_channel: bool = False) -> None:
         super().__init__()
+        self.known_channel = known_channel
         self.step_embed = StepEmbedding(step_embed_dim)
         c = step_embed_dim + cond_dim
-        widths = [action_dim, *down_dims]
+        widths = [action_dim + int(known_channel), *down_dims]
         self.down = nn.ModuleList()
         for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
             last = i == len(down_dims) - 1
@@ -84,8 +87,14 @@ class ConditionalUnet1D(nn.Module):
         self.head = nn.Sequential(ConvNormMish(down_dims[0], down_dims[0], kernel, groups),
                                   nn.Conv1d(down_dims[0], action_dim, 1))
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor, known: Tensor | None = None) -> Tensor:
         c = torch.cat([self.step_embed(t), cond], dim=-1)
+        if self.known_channel:
+            flag = x.new_zeros(x.shape[:2]) if known is None else known.to(x.dtype).expand(x.shape[:2])
+            x = torch.cat([x, flag[..., None]], dim=-1)
+        elif known is not None:
+            raise ValueError("this denoiser was built without a known-step channel; it cannot take "
+                             "a known mask (train with policy.prefix_conditioning=true)")
         h = x.transpose(1, 2)
         skips = []
         for res1, res2, downsample in self.down:

@@ -91,7 +91,7 @@ class _Trainer:
     def _resume(self) -> None:
         ckpt = checkpoint.resolve(self.run)
         meta = checkpoint.read_meta(ckpt)
-        saved = meta["policy"]
+        saved = checkpoint.policy_settings(meta)
         if saved != dataclasses.asdict(self.c.policy):
             raise ValueError(f"cannot resume {self.run}: its policy settings differ from this "
                              "command's; drop the policy.* overrides or pass overwrite=true")

@@ -24,6 +24,9 @@ from tests.policy.conftest import tiny_policy
     ({"down_dims": [30, 60]}, "multiples of n_groups"),
     ({"obs_features": ["observation.goal"]}, "observation.state"),
     ({"prediction_type": "v"}, "prediction_type"),
+    ({"prefix_max": 16}, "prefix_max must lie"),
+    ({"cond_mlp": [64, 0]}, "cond_mlp widths"),
+    ({"prefix_prob": 1.5}, "prefix_prob must lie"),
 ])
 def test_config_rejects_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -111,6 +114,69 @@ def test_guided_inpainting_keeps_the_prefix_and_steers_the_rest():
         draw(guidance=-1.0)
     with pytest.raises(ValueError, match="need a known trajectory"):
         policy.sample(obs, guidance=1.0)
+
+
+def test_prefix_training_feeds_known_steps_clean_and_scores_only_the_rest():
+    policy = tiny_policy(prefix_conditioning=True, prefix_prob=1.0, prefix_max=3)
+    masks = policy.draw_prefixes(500, 8, "cpu", torch.Generator().manual_seed(0))
+    lengths = masks.sum(1)
+    assert lengths.min() == 1 and lengths.max() == 3 and (masks[:, :1]).all()  # prefixes, 1..3 long
+    assert not tiny_policy(prefix_conditioning=True, prefix_prob=0.0).draw_prefixes(50, 8, "cpu").any()
+
+    class Spy(torch.nn.Module):
+        known_channel = True
+
+        def forward(self, x, t, cond, known):
+            self.x, self.known = x, known
+            return torch.where(known[..., None], torch.full_like(x, 1e6), torch.zeros_like(x))
+
+    policy.denoiser = spy = Spy()
+    obs, act = torch.randn(6, 2, 11), torch.rand(6, 8, 8) * 2 - 1
+    loss = policy.compute_loss(obs, act, generator=torch.Generator().manual_seed(1))
+    x0 = policy.action_norm.normalize(act)
+    assert torch.equal(spy.x[spy.known], x0[spy.known])  # the known steps go in clean
+    assert 0.3 < loss.item() < 3  # E[noise^2] = 1 on the free steps; the 1e6 on known steps is not scored
+
+
+def test_prefix_conditioned_sampling_gives_the_denoiser_the_kept_steps_clean():
+    policy = tiny_policy(prefix_conditioning=True)
+    seen = []
+    forward = policy.denoiser.forward
+
+    def spy(x, t, cond, known=None):
+        seen.append((x.clone(), known))
+        return forward(x, t, cond, known)
+
+    policy.denoiser.forward = spy
+    obs = torch.randn(1, 2, 11)
+    known = torch.rand(1, 8, 8) * 1.6 - 0.8
+    keep = torch.arange(8) < 3
+    out = policy.sample(obs, k=2, known=known, keep=keep, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(out[:, :, :3], known[:, None, :3], atol=1e-5)
+    kn = policy.action_norm.normalize(known)
+    for x, mask in seen:
+        assert torch.equal(mask, keep.expand(2, 8)) and torch.allclose(x[:, :3], kn[:, :3].expand(2, 3, 8))
+    seen.clear()
+    policy.sample(obs, k=2)
+    assert all(mask is None for _, mask in seen)  # nothing known: the channel reads 0
+
+
+def test_the_conditioning_mlp_mixes_the_whole_conditioning_before_film():
+    policy = tiny_policy(cond_mlp=[32, 24])
+    obs = torch.randn(3, 2, 11)
+    assert policy.encode(obs).shape == (3, 24)
+    assert policy.denoiser.down[0][0].film[1].in_features == 24 + 16  # + the step embedding
+    assert policy.sample(obs, k=2).shape == (3, 2, 8, 8)
+    assert tiny_policy().cond_mlp is None
+
+
+def test_a_denoiser_without_the_known_channel_refuses_a_mask():
+    net = ConditionalUnet1D(8, 4, [16, 32], 16)
+    with pytest.raises(ValueError, match="prefix_conditioning"):
+        net(torch.zeros(1, 8, 8), torch.zeros(1, dtype=torch.long), torch.zeros(1, 4),
+            torch.zeros(1, 8, dtype=torch.bool))
+    with_channel = ConditionalUnet1D(8, 4, [16, 32], 16, known_channel=True)
+    assert with_channel.down[0][0].conv1[0].in_channels == 9
 
 
 def test_inpainting_checks_its_inputs():

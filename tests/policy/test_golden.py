@@ -18,8 +18,8 @@ from tests.policy.conftest import tiny_policy
 GOLDEN = Path(__file__).parent / "golden" / "diffusion_tiny.safetensors"
 
 
-def _outputs() -> dict[str, torch.Tensor]:
-    policy = tiny_policy(seed=0)
+def _outputs(prefix_conditioning: bool = False) -> dict[str, torch.Tensor]:
+    policy = tiny_policy(seed=0, prefix_conditioning=prefix_conditioning)
     g = torch.Generator().manual_seed(123)
     obs = torch.randn(4, 2, 11, generator=g)
     act = torch.rand(4, 8, 8, generator=g) * 2 - 1
@@ -35,7 +35,8 @@ def _outputs() -> dict[str, torch.Tensor]:
 
 
 def test_golden_outputs_match():
-    out = _outputs()
+    # without prefix conditioning (checkpoints written before it) and with it (the default)
+    out = {**_outputs(False), **{f"prefix_{k}": v for k, v in _outputs(True).items()}}
     if os.environ.get("REVERIE_REGEN_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         save_file({k: v.contiguous() for k, v in out.items()}, GOLDEN)

@@ -103,6 +103,32 @@ def test_checkpoint_whose_weights_do_not_fit_its_config_is_refused(run, tmp_path
         load_policy(bad)
 
 
+def test_prefix_conditioning_round_trips_and_older_checkpoints_read_as_without_it(reach_data, tmp_path):
+    out = tmp_path / "prefix"
+    train(_cfg(reach_data, out, steps=2, save_every=2, policy={**TINY, "prefix_conditioning": True}))
+    policy = load_policy(out)
+    assert policy.cfg.prefix_conditioning and policy.denoiser.known_channel
+    assert policy.predict_action_chunk(_reach_obs()).shape == (1, TINY["n_action_steps"], 8)
+    ckpt = checkpoint.resolve(out)
+    meta = json.loads((ckpt / checkpoint.META).read_text())
+    for key in ("prefix_conditioning", "prefix_max", "prefix_prob"):
+        del meta["policy"][key]  # as written before these settings existed
+    assert checkpoint.policy_settings(meta)["prefix_conditioning"] is False
+    (ckpt / checkpoint.META).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="does not fit"):  # these weights do have the channel
+        load_policy(out)
+
+
+def _reach_obs() -> dict:
+    from sim.env import ReverieEnv
+
+    env = ReverieEnv("reach", "panda")
+    try:
+        return env.reset(seed=0)[0]
+    finally:
+        env.close()
+
+
 def test_eval_cli_refuses_a_checkpoint_for_another_task(run, capsys):
     assert main(["eval", f"checkpoint={run}", "task=push", "episodes=1"]) == 2
     assert "trained for task 'reach', not 'push'" in capsys.readouterr().err
