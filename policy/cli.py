@@ -18,6 +18,7 @@
     reverie eval checkpoint=runs/sort planner=llm world_model=runs/sort_wm phrasing=novel
     reverie bench grounding planners=[value,llm,llm_value] episodes=40
     reverie bench memory episodes=40 store_dir=runs/memory
+    reverie bench joins checkpoint=runs/push committed=[0,1,2,3,4,5]
     reverie bench planner checkpoint=runs/sort world_model=runs/sort_wm planners=[value,llm,llm_value]
     torchrun --nproc_per_node=N -m policy.cli train ...      multi-GPU / multi-node training
 """
@@ -175,7 +176,7 @@ def cmd_viz(overrides: list[str]) -> None:
 
 
 def cmd_bench(overrides: list[str]) -> None:
-    from sim.bench import bench_expert, bench_throughput
+    from sim.bench import bench_expert, bench_throughput, machine
 
     if not overrides or overrides[0] not in BENCHES:
         raise ValueError(f"usage: reverie bench {{{'|'.join(BENCHES)}}} [key=value ...]")
@@ -211,7 +212,18 @@ def cmd_bench(overrides: list[str]) -> None:
         from policy.benchmarks import bench_deploy
 
         r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s,
-                         c.inpaint_guidance)
+                         c.inpaint_guidance, c.planner, c.world_model, c.k)
+    elif kind == "joins":
+        import torch
+
+        from policy.checkpoint import load_policy
+        from policy.joins import measure_joins
+
+        if c.threads:
+            torch.set_num_threads(c.threads)
+        r = measure_joins(load_policy(c.checkpoint), c.episodes, c.seed, tuple(c.committed), c.draws,
+                          c.steps, c.guidance)
+        r.update(checkpoint=c.checkpoint, machine=machine())
     elif kind == "recording":
         import torch
 
@@ -256,7 +268,7 @@ def cmd_run(overrides: list[str]) -> None:
 
 
 BENCHES = ("expert", "throughput", "latency", "cycle", "planner", "grounding", "memory", "recording",
-           "deploy")
+           "deploy", "joins")
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "run": cmd_run, "collect": cmd_collect, "train": cmd_train,
     "train-world-model": cmd_train_world_model, "collect-dreams": cmd_collect_dreams, "eval": cmd_eval,

@@ -602,11 +602,44 @@ class BenchDeployConfig:
     """Seconds per node episode (default: the task's own time limit)."""
     inpaint_guidance: float | None = None
     """Guidance towards committed steps (default: the node's, 0)."""
+    planner: str | None = None
+    """Run the sample -> dream -> choose controller in the node with this planner (needs world_model=)."""
+    world_model: str | None = None
+    k: int = 8
+    """Candidates per decision (with a planner)."""
     out: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.planner is None) != (self.world_model is None):
+            raise ValueError("planner= and world_model= go together: the controller needs both")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
         if self.episodes < 1 or not self.delays_ms or min(self.delays_ms) < 0:
             raise ValueError("episodes must be >= 1 and delays_ms a non-empty list of values >= 0")
+
+
+@dataclass
+class BenchJoinsConfig:
+    """`reverie bench joins`: how fresh chunks join d committed steps, offline in closed loop."""
+
+    checkpoint: str = "runs/push"
+    episodes: int = 20
+    seed: int = 1_000_000
+    committed: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4, 5])
+    """Committed steps d ahead of each join (the node's lead)."""
+    draws: int = 16
+    """Fresh trajectories drawn per state and d."""
+    steps: int | None = None
+    guidance: float = 0.0
+    """Reconstruction guidance towards the kept steps (see Sampler.sample)."""
+    threads: int | None = None
+    out: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.draws < 1 or not self.committed or min(self.committed) < 0:
+            raise ValueError("episodes and draws must be >= 1 and committed a non-empty list of values >= 0")
+        if self.guidance < 0:
+            raise ValueError(f"guidance must be >= 0, got {self.guidance}")
 
 
 @dataclass
@@ -708,6 +741,7 @@ COMMAND_CONFIGS: dict[str, type] = {
     "viz": VizConfig,
     "deploy": DeployConfig,
     "bench_deploy": BenchDeployConfig,
+    "bench_joins": BenchJoinsConfig,
     "serve": ServeConfig,
     "collect": CollectConfig,
     "bench_expert": BenchExpertConfig,
