@@ -146,6 +146,42 @@ def test_injected_inference_delay_is_absorbed_by_committing_further_ahead(push_r
     assert r.chunks >= 3
 
 
+class RampSource:
+    """A perfectly continuing policy: each chunk goes on from the last committed (or past, or
+    measured) action at a constant joint velocity, so any slip in the node's bookkeeping of
+    committed, stale or switched steps shows up as a step that is not exactly ``velocity``."""
+
+    velocity = np.array([0.01, -0.005, 0, 0, 0, 0, 0, 0])
+
+    def plan(self, request: PlanRequest) -> np.ndarray:
+        if len(request.committed):
+            last = request.committed[-1]
+        elif len(request.past):
+            last = request.past[-1] + self.velocity
+        else:
+            last = np.append(request.observations[-1]["joint_pos"], 0.04)
+        return last + self.velocity * np.arange(1, 9)[:, None]
+
+
+@pytest.mark.parametrize("delay_ms", [0, 250])
+def test_with_a_continuing_policy_the_node_adds_no_jump_at_chunk_joins_even_under_delay(delay_ms):
+    arm = _arm()
+    with SafeRobot(arm) as robot:
+        node = DeployNode(robot, RampSource(), 2, NodeConfig(seconds=2.5, delay_ms=delay_ms,
+                                                                  stop_on_success=False), 6)
+        r = node.run()
+    assert r.idle_ticks == 0 and r.jump_p95["boundaries"] >= 2 and r.stale_dropped == 0
+    steps = sorted(node.sent_at_step)
+    plan = np.stack([node.sent_at_step[s] for s in steps])
+    assert steps == list(range(steps[0], steps[-1] + 1))
+    # every step, at joins too, moves exactly one velocity step
+    expected = np.broadcast_to(RampSource.velocity, (len(plan) - 1, 8))
+    np.testing.assert_allclose(np.diff(plan, axis=0), expected, atol=1e-9)
+    assert r.jump_p95["ratio"] == pytest.approx(1.0, abs=1e-6)
+    commands = np.stack([a for _, a in arm.sent])
+    assert np.all(np.diff(commands[20:, 0]) >= -1e-12)  # the arm never steps back along the ramp
+
+
 def test_the_server_guards_its_door(push_run):
     source = PolicySource(load_policy(push_run))
     with pytest.raises(ValueError, match="without a token"):
