@@ -8,9 +8,11 @@ control thread, every 1/rate_hz s          inference thread
     (linear between plan steps; held if none)    (checked: shape, finite; else refused)
   robot.send_action(command)  (SafeRobot)
 ```
-The request goes out ``lead`` plan steps before the current chunk runs out, with the actions that
-will execute meanwhile (``committed``), which the policy inpaints: the new chunk continues the old
-one. A chunk arriving late has its stale steps dropped. If the source fails or takes longer than
+The request goes out ``lead`` plan steps before the current chunk's last step, with the actions
+that will execute meanwhile (``committed``), which the policy inpaints: the new chunk continues the
+old one. It takes over at the old chunk's last step, whose target serves only as the end of the
+last interpolation segment; without it the command would hold still for a plan step at every join
+(no next target to move towards) and then catch up in a jerk. A chunk arriving late has its stale steps dropped. If the source fails or takes longer than
 ``source_timeout_s``, the robot holds its position until a fresh chunk arrives.
 
 Measured per run (``NodeReport``): tick jitter p50/p99, deadline misses, idle ticks (no chunk to
@@ -37,6 +39,11 @@ from robots.drivers.base import SafeRobot
 from robots.safety import EStopped, UnsafeCommand
 
 log = logging.getLogger("reverie.deploy")
+
+INTERPOLATION_TAIL = 1
+"""Plan steps at the end of each chunk kept only as interpolation targets: the next chunk is
+asked to take over this many steps before the current one ends, so the 100 Hz command always has
+a target to move towards."""
 
 
 @dataclass
@@ -191,7 +198,7 @@ class DeployNode:
                         est = _pct(self.latencies[-20:], 90) / 1000 + period
                         lead = max(1, min(self.max_committed, math.ceil(est / c.plan_dt)))
                     latest = upcoming or current
-                    due = latest is None or latest.end - step <= lead
+                    due = latest is None or latest.end - INTERPOLATION_TAIL - step <= lead
                     if due and not in_flight:
                         self._ask(*self._request_for(step, lead if latest else 0, latest, history,
                                                      sent_at_step))
