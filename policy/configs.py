@@ -697,6 +697,11 @@ class RunConfig:
     OUT/recordings/<task>_<robot>.rrd (0: skip)."""
     eval_episodes: int = 50
     """Closed-loop evaluation episodes per policy task."""
+    node_episodes: int = 3
+    """Also drive the simulated arm through the real-time deployment node (safety layer, 100 Hz)
+    for this many of the evaluation seeds (0: skip)."""
+    node_seconds: float | None = None
+    """Seconds per node episode (default: the task's own time limit)."""
     out: str = "runs/main"
     """Directory for datasets, runs and the summary JSON."""
     seed: int = 0
@@ -717,6 +722,11 @@ class RunConfig:
         _check_rollouts(self.episodes, self.num_envs, 0.0, 0.0)
         if not 0 <= self.record_episodes <= 50:
             raise ValueError(f"record_episodes must lie in [0, 50], got {self.record_episodes}")
+        if not 0 <= self.node_episodes <= self.eval_episodes:
+            raise ValueError(f"node_episodes must lie in [0, eval_episodes={self.eval_episodes}], "
+                             f"got {self.node_episodes}")
+        if self.node_seconds is not None and self.node_seconds <= 0:
+            raise ValueError(f"node_seconds must be positive, got {self.node_seconds}")
         if not 0 <= self.llm_episodes <= self.eval_episodes:
             raise ValueError(f"llm_episodes must lie in [0, eval_episodes={self.eval_episodes}], "
                              f"got {self.llm_episodes}")

@@ -8,7 +8,9 @@
    dreams) evaluated on the same held-out seeds, and the language-model planner (``llm``,
    SmolLM2-135M in process) on the first ``llm_episodes`` of them; the controller's first
    ``record_episodes`` episodes are recorded to ``OUT/recordings/<task>_<robot>.rrd`` (rerun), and
-   each evaluation's JSON and PNG plots go to ``OUT/eval/<task>_<robot>/``;
+   each evaluation's JSON and PNG plots go to ``OUT/eval/<task>_<robot>/``; and the first
+   ``node_episodes`` seeds run again through the real-time deployment node on the simulated arm
+   (its own process, safety layer, 100 Hz);
 3. tables and ``OUT/summary.json``.
 """
 
@@ -80,6 +82,7 @@ def run(c: RunConfig) -> dict[str, Any]:
             el = _save(evals / "controller_llm.json", evaluate(policy, c.llm_episodes, controller=controller))
             llm = {"episodes": el["episodes"], "success_rate": el["success_rate"], "ci95": el["ci95"],
                    "planner_stats": el["controller"]["planner_stats"]}
+        node = _through_node(tc.out, task, c, evals / "node.json") if c.node_episodes else None
         policies.append({"task": task, "robot": c.policy_robot, "demos": c.demos,
                          "expert_success_rate": demos.success_rate, "train_steps": t["steps"],
                          "train_minutes": t["train_s"] / 60, "policy_success_rate": ev["success_rate"],
@@ -88,7 +91,8 @@ def run(c: RunConfig) -> dict[str, Any]:
                          "controller_k": c.controller_k, "controller_success_rate": ec["success_rate"],
                          "controller_ci95": ec["ci95"],
                          "controller_cycle_ms": ec["controller"]["cycle_ms_median"]["total"],
-                         "llm_planner": llm, "recording": str(recording) if recording else None,
+                         "llm_planner": llm, "node": node,
+                         "recording": str(recording) if recording else None,
                          "eval_dir": str(evals)})
     _print_policies(policies)
     summary = {"experts": experts, "policies": policies}
@@ -100,6 +104,21 @@ def run(c: RunConfig) -> dict[str, Any]:
             print(f"what the controller dreamed and chose in the first episodes of {p['task']}: "
                   f"`rerun {p['recording']}`")
     return summary
+
+
+def _through_node(checkpoint: str, task: str, c: RunConfig, path: Path) -> dict[str, Any]:
+    """The plain policy on the simulated arm through the deployment node: the summary figures."""
+    from policy.deploy.config import NodeConfig
+    from policy.deploy.run import deploy
+    from sim.registry import get_task
+
+    seconds = c.node_seconds or get_task(task).max_steps * 0.1
+    r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=c.node_episodes, seed=EVAL_SEED,
+               node=NodeConfig(seconds=seconds))
+    _save(path, r)
+    keys = ("episodes", "success_rate", "jitter_ms_p50", "jitter_ms_p99", "deadline_misses", "ticks",
+            "idle_ticks", "jump_p95_rad", "inference_ms_p50")
+    return {k: r[k] for k in keys}
 
 
 def _save(path: Path, result: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +151,14 @@ def _print_policies(rows: list[dict[str, Any]]) -> None:
     print("policy: the plain diffusion policy (one sample per chunk); controller: K candidates per chunk, "
           "dreamed by the learned world model, chosen by the value planner")
     for r in rows:
+        if r.get("node"):
+            n = r["node"]
+            ratio = n["jump_p95_rad"]["ratio"]
+            print(f"through the deployment node (simulated arm, 100 Hz) on {r['task']}: "
+                  f"{n['success_rate'] or 0:.2f} over the first {n['episodes']} seeds; tick jitter p99 "
+                  f"{n['jitter_ms_p99']:.2f} ms, {n['deadline_misses']} of {n['ticks']} ticks late, "
+                  f"{n['idle_ticks']} idle; p95 change at chunk joins / inside chunks "
+                  + (f"{ratio:.2f}" if ratio is not None else "n/a"))
         if r.get("llm_planner"):
             m = r["llm_planner"]
             s = m["planner_stats"]

@@ -12,8 +12,9 @@ The request goes out ``lead`` plan steps before the current chunk's last step, w
 that will execute meanwhile (``committed``), which the policy inpaints: the new chunk continues the
 old one. It takes over at the old chunk's last step, whose target serves only as the end of the
 last interpolation segment; without it the command would hold still for a plan step at every join
-(no next target to move towards) and then catch up in a jerk. A chunk arriving late has its stale steps dropped. If the source fails or takes longer than
-``source_timeout_s``, the robot holds its position until a fresh chunk arrives.
+(no next target to move towards) and then catch up in a jerk. A chunk arriving late has its stale
+steps dropped. If the source fails or takes longer than ``source_timeout_s``, the robot holds its
+position until a fresh chunk arrives.
 
 Measured per run (``NodeReport``): tick jitter p50/p99, deadline misses, idle ticks (no chunk to
 follow after the first), the p95 action change between plan steps at chunk boundaries against

@@ -12,7 +12,7 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert main(["run", "tasks=[reach]", "robots=[panda]", "episodes=2", "policy_tasks=[reach]",
                  "demos=3", "train_steps=4", "eval_episodes=2", f"out={out}", "num_envs=1",
                  "noisy_episodes=2", "world_model_minutes=0.01", "controller_k=2",
-                 "llm_episodes=1"]) == 0
+                 "llm_episodes=1", "node_episodes=1", "node_seconds=1.5"]) == 0
     text = capsys.readouterr().out
     assert "Diffusion policy (closed loop, held-out seeds)" in text
     summary = json.loads((out / "summary.json").read_text())
@@ -23,6 +23,9 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert (out / "runs" / "reach_panda_wm" / "summary.json").exists()
     assert "controller" in text
     assert row["llm_planner"]["episodes"] == 1 and "language-model planner (llm" in text
+    # and the first seed again through the real-time node on the simulated arm
+    assert row["node"]["episodes"] == 1 and row["node"]["ticks"] > 100 and row["node"]["idle_ticks"] == 0
+    assert "through the deployment node (simulated arm, 100 Hz)" in text
     # the controller's first episodes are recorded, with their decisions, and plots sit beside the JSONs
     from policy.recording import paths
     from policy.recording.reader import read_entities
@@ -32,7 +35,7 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert {f"{paths.episode(s)}/{paths.EE_PATHS}" for s in (1_000_000, 1_000_001)} <= recorded.keys()
     evals = out / "eval" / "reach_panda"
     assert {p.name for p in evals.iterdir()} >= {
-        "policy.json", "controller_value.json", "controller_llm.json", "success_per_planner.png",
+        "policy.json", "controller_value.json", "controller_llm.json", "node.json", "success_per_planner.png",
         "controller_value_dream_error.png"}
 
 
