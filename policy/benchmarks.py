@@ -189,11 +189,11 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
     node runs the sample -> dream -> choose controller, and so does the in-process evaluation."""
     from policy.checkpoint import load_policy, load_world_model
     from policy.deploy.config import NodeConfig
-    from policy.deploy.run import deploy
+    from policy.deploy.run import deploy, task_seconds
     from policy.evaluation import evaluate
 
     policy = load_policy(checkpoint)
-    limit_s = time_limit_s or get_task(policy.shapes.task).max_steps * 0.1
+    limit_s = time_limit_s or task_seconds(policy.shapes.task)
     controller = None
     if planner is not None:
         from policy.controller import Controller, ControllerConfig

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from policy.deploy.source import known_prefix
 from policy.diffusion.policy import DiffusionPolicy
 from sim.env import ReverieEnv
 
@@ -26,16 +27,6 @@ from sim.env import ReverieEnv
 def _steps(traj: np.ndarray, n_joints: int) -> np.ndarray:
     """(..., n, A) -> (..., n-1) L2 change of the arm joints per step."""
     return np.linalg.norm(np.diff(traj[..., :n_joints], axis=-2), axis=-1)
-
-
-def _prefix(policy: DiffusionPolicy, past: np.ndarray,
-            committed: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    to, h, a = policy.cfg.n_obs_steps, policy.cfg.horizon, policy.shapes.action_dim
-    known = torch.zeros(1, h, a)
-    known[0, to - 2] = torch.as_tensor(past)
-    known[0, to - 1: to - 1 + len(committed)] = torch.as_tensor(committed)
-    keep = (torch.arange(h) >= to - 2) & (torch.arange(h) < to - 1 + len(committed))
-    return known, keep
 
 
 def measure_joins(policy: DiffusionPolicy, episodes: int, seed: int,
@@ -103,17 +94,16 @@ def measure_joins(policy: DiffusionPolicy, episodes: int, seed: int,
 
 def _draw(policy: DiffusionPolicy, past: np.ndarray, committed: np.ndarray, d: int, draws: int,
           steps: int | None, guidance: float, gen: torch.Generator, joins: dict, insides: dict,
-          n_joints: int, per_joint: dict | None = None) -> None:
+          n_joints: int, per_joint: dict) -> None:
     """Draw fresh trajectories behind the past action and ``d`` committed steps; record their joins
     and the steps among the new actions the node would execute."""
     to, ta, h = policy.cfg.n_obs_steps, policy.cfg.n_action_steps, policy.cfg.horizon
-    known, keep = _prefix(policy, past, committed[:d])
+    known, keep = known_prefix(policy, past, committed[:d])
     trajs = policy.sample(policy.observation_window(), policy.instructions, draws, known=known, keep=keep,
                           steps=steps, generator=gen, guidance=guidance)[0].numpy()
     j = to - 1 + d  # index of the first new action
     n = min(ta, h - j)
     change = np.abs(trajs[:, j, :n_joints] - trajs[:, j - 1, :n_joints])
     joins[d] += np.linalg.norm(change, axis=-1).tolist()
-    if per_joint is not None:
-        per_joint[d].append(change)
+    per_joint[d].append(change)
     insides[d] += _steps(trajs[:, j: j + n], n_joints).ravel().tolist()

@@ -109,10 +109,9 @@ def run(c: RunConfig) -> dict[str, Any]:
 def _through_node(checkpoint: str, task: str, c: RunConfig, path: Path) -> dict[str, Any]:
     """The plain policy on the simulated arm through the deployment node: the summary figures."""
     from policy.deploy.config import NodeConfig
-    from policy.deploy.run import deploy
-    from sim.registry import get_task
+    from policy.deploy.run import deploy, task_seconds
 
-    seconds = c.node_seconds or get_task(task).max_steps * 0.1
+    seconds = c.node_seconds or task_seconds(task)
     r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=c.node_episodes, seed=EVAL_SEED,
                node=NodeConfig(seconds=seconds))
     _save(path, r)

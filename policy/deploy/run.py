@@ -72,6 +72,13 @@ def make_driver(kind: str, task: str, robot: str, seed: int, port: str, calibrat
     raise ValueError(f"unknown robot driver {kind!r}; choose one of {', '.join(DRIVERS)}")
 
 
+def task_seconds(task: str, plan_dt: float = NodeConfig.plan_dt) -> float:
+    """The task's own time limit in seconds of the node's plan clock."""
+    from sim.registry import get_task
+
+    return get_task(task).max_steps * plan_dt
+
+
 def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str | None = None,
            episodes: int = 1, seed: int = 1_000_000, node: NodeConfig | None = None,
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,

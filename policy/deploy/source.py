@@ -73,7 +73,7 @@ class PolicySource:
         """Observe the request's history; the known trajectory and keep mask of its past and
         committed actions (None, None when there are none)."""
         p = self.policy
-        to, h, a_dim = p.cfg.n_obs_steps, p.cfg.horizon, p.shapes.action_dim
+        to, h = p.cfg.n_obs_steps, p.cfg.horizon
         d = len(request.committed)
         if d > self.max_committed:
             raise ValueError(f"{d} committed steps leave no room in a horizon of {h} (at most "
@@ -81,18 +81,28 @@ class PolicySource:
         p.reset()
         for o in list(request.observations)[-to:]:
             p.observe(o)
-        dev = p.obs_norm.centre.device
-        known = torch.zeros(1, h, a_dim, device=dev)
-        keep = torch.zeros(h, dtype=torch.bool, device=dev)
-        past = np.asarray(request.past, dtype=np.float32).reshape(-1, a_dim)[-(to - 1):] if to > 1 else \
-            np.zeros((0, a_dim), np.float32)
-        if len(past):
-            known[0, to - 1 - len(past): to - 1] = torch.as_tensor(past)
-            keep[to - 1 - len(past): to - 1] = True
-        if d:
-            known[0, to - 1: to - 1 + d] = torch.as_tensor(np.asarray(request.committed, dtype=np.float32))
-            keep[to - 1: to - 1 + d] = True
-        return (known, keep) if keep.any() else (None, None)
+        return known_prefix(p, request.past, request.committed)
+
+
+def known_prefix(policy: DiffusionPolicy, past: np.ndarray,
+                 committed: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The known trajectory (1, H, A) and keep mask (H,) of a request's past actions (the last
+    To-1, ending just before the newest observation) and committed actions (from it on); (None,
+    None) when there are none."""
+    to, h, a_dim = policy.cfg.n_obs_steps, policy.cfg.horizon, policy.shapes.action_dim
+    d = len(committed)
+    dev = policy.obs_norm.centre.device
+    known = torch.zeros(1, h, a_dim, device=dev)
+    keep = torch.zeros(h, dtype=torch.bool, device=dev)
+    past = np.asarray(past, dtype=np.float32).reshape(-1, a_dim)[-(to - 1):] if to > 1 else \
+        np.zeros((0, a_dim), np.float32)
+    if len(past):
+        known[0, to - 1 - len(past): to - 1] = torch.as_tensor(past)
+        keep[to - 1 - len(past): to - 1] = True
+    if d:
+        known[0, to - 1: to - 1 + d] = torch.as_tensor(np.asarray(committed, dtype=np.float32))
+        keep[to - 1: to - 1 + d] = True
+    return (known, keep) if keep.any() else (None, None)
 
 
 class ControllerSource(PolicySource):

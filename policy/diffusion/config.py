@@ -74,8 +74,8 @@ class DiffusionConfig:
     cond_mlp: list[int] = field(default_factory=list)
     """Widths of an MLP (Linear -> Mish per layer) over the whole conditioning (observation window,
     instruction embedding, world-model latent) before it reaches the U-Net's FiLM layers; empty
-    feeds it straight in, as Chi et al. do. FiLM is linear in the conditioning, so without the MLP
-    an instruction cannot select which object's pose matters (Sort)."""
+    feeds it straight in, as Chi et al. do. FiLM is linear in the conditioning; the MLP lets an
+    instruction and an object's pose interact before it. It did not rescue Sort (BENCHMARKS.md)."""
     prefix_conditioning: bool = False
     """Train the denoiser to continue a known clean prefix (training-time real-time chunking):
     it sees a per-step "known" channel, the known steps clean and the rest noised, and is scored on

@@ -27,8 +27,11 @@ def test_a_join_is_the_step_from_the_last_committed_action_to_the_first_new_one(
 
     monkeypatch.setattr(policy, "sample", fake_sample)
     past, committed = np.full(8, 0.1, np.float32), np.full((4, 8), 0.2, np.float32)
-    found_joins, found_insides = {2: []}, {2: []}
-    joins._draw(policy, past, committed, 2, 3, None, 0.0, torch.Generator(), found_joins, found_insides, 7)
+    found_joins, found_insides, per_joint = {2: []}, {2: []}, {2: []}
+    joins._draw(policy, past, committed, 2, 3, None, 0.0, torch.Generator(), found_joins, found_insides, 7,
+                per_joint)
+    change = np.concatenate(per_joint[2])  # all of it on joint 1
+    assert np.allclose(change[:, 0], jump) and np.allclose(change[:, 1:], 0)
     assert np.allclose(found_joins[2], [jump] * 3)
     # past at index 0, two committed at 1..2, then the Ta = 4 new actions the node would run: 3 steps
     assert len(found_insides[2]) == 3 * 3 and np.allclose(found_insides[2], step)
