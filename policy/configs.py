@@ -127,6 +127,14 @@ class TrainConfig:
     cosine schedule is paced to end by then, whichever of steps and minutes comes first."""
     batch_size: int = 256
     """Windows per step and process."""
+    start_frames: int = 0
+    """With ``start_share``: windows at the first ``start_frames`` frames of an episode count as
+    start windows (0: none)."""
+    start_share: float = 0.0
+    """Share of every batch drawn from the start windows. There the robot has not moved yet, so
+    the policy must decide from the scene and the instruction alone; later windows can be fitted
+    by continuing the arm's own motion, and at their natural share (about 2 % on Sort) the
+    decision is not learned (BENCHMARKS.md, Sort)."""
     lr: float = 1e-3
     """Peak AdamW learning rate."""
     weight_decay: float = 1e-6
@@ -164,6 +172,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_every < 0 or self.eval_episodes < 0 or self.warmup_steps < 0:
             raise ValueError("eval_every, eval_episodes and warmup_steps must be >= 0")
+        if self.start_frames < 0 or not 0 <= self.start_share < 1:
+            raise ValueError(f"need start_frames >= 0 and 0 <= start_share < 1, got "
+                             f"{self.start_frames}, {self.start_share}")
+        if self.start_share > 0 and self.start_frames == 0:
+            raise ValueError("start_share needs start_frames >= 1 (which frames are start windows)")
         if self.minutes is not None and self.minutes <= 0:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if not self.lr > 0:

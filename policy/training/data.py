@@ -32,6 +32,10 @@ class WindowTensors:
         act = ds.data[ACTION].astype(np.float32)
         self.obs = torch.from_numpy(obs.astype(np.float32)[idx["obs_index"]])
         self.action = torch.from_numpy(act[idx["action_index"]])
+        bounds = ds.episode_bounds
+        starts = np.repeat(bounds[:, 0], bounds[:, 1] - bounds[:, 0])
+        self.frame_in_episode = np.arange(ds.num_frames) - starts
+        """(N,) each window's frame index within its episode."""
         uses_instruction = get_task(task).instructed
         self.instructions = ([ds.task_of(i) for i in range(ds.num_frames)] if uses_instruction else None)
         self.shapes = PolicyShapes(task, str(ds.info["robot_type"]), act.shape[1],
@@ -42,6 +46,10 @@ class WindowTensors:
 
     def __len__(self) -> int:
         return len(self.obs)
+
+    def start_windows(self, frames: int) -> Tensor:
+        """Indices of the windows at the first ``frames`` frames of their episodes."""
+        return torch.from_numpy(np.flatnonzero(self.frame_in_episode < frames))
 
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor, list[str] | None]:
         text = None if self.instructions is None else [self.instructions[i] for i in index.tolist()]

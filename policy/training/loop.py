@@ -54,6 +54,8 @@ class _Trainer:
         torch.manual_seed(c.seed)
         self.data = WindowTensors(DemoDataset(c.data), c.policy, c.task)
         d = self.data
+        self._starts = (d.start_windows(c.start_frames) if c.start_share > 0
+                        else torch.zeros(0, dtype=torch.long))
         encoder = None
         if c.world_model:
             wm = checkpoint.load_world_model(c.world_model, d.shapes.task, d.shapes.robot)
@@ -148,6 +150,16 @@ class _Trainer:
         self.log(rec)
         return rec
 
+    def _batch_index(self, gen: torch.Generator) -> torch.Tensor:
+        """Window indices of one batch: uniform, except a ``start_share`` drawn from start windows."""
+        c = self.c
+        n_start = round(c.start_share * c.batch_size) if len(self._starts) else 0
+        index = torch.randint(len(self.data), (c.batch_size - n_start,), generator=gen)
+        if not n_start:
+            return index
+        pick = torch.randint(len(self._starts), (n_start,), generator=gen)
+        return torch.cat([index, self._starts[pick]])
+
     def fit(self) -> dict[str, Any]:
         c, ctx = self.c, self.ctx
         bar = tqdm(total=c.steps, initial=self.step, desc=f"train {self.data.shapes.task}",
@@ -162,7 +174,7 @@ class _Trainer:
                 self.time_fraction = distributed.from_main(ctx, self._time_used())
             t0 = time.perf_counter()
             gen = _step_generator(c.seed, ctx.rank, self.step)
-            index = torch.randint(len(self.data), (c.batch_size,), generator=gen)
+            index = self._batch_index(gen)
             obs, action, text = self.data.batch(index)
             for g in self.opt.param_groups:
                 g["lr"] = lr_at(self.step, c, self.time_fraction)

@@ -198,3 +198,25 @@ def test_time_budget_stops_training_with_the_schedule_annealed(reach_data, tmp_p
     assert 0 < result["steps"] < 100000
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["lr"] < 0.2 * 1e-3
+
+
+def test_start_share_fills_that_share_of_each_batch_with_start_windows(reach_data, tmp_path):
+    import torch
+
+    from policy.training.loop import _step_generator, _Trainer
+
+    trainer = _Trainer(_cfg(reach_data, tmp_path / "run", start_frames=2, start_share=0.5))
+    frame = trainer.data.frame_in_episode
+    assert (frame >= 0).all() and frame[0] == 0 and 0 < (frame == 0).sum() < len(frame) / 4
+    index = trainer._batch_index(_step_generator(0, 0, 0))
+    assert len(index) == 16
+    assert (frame[index[-8:].numpy()] < 2).all()  # the drawn share: start windows only
+    uniform = _Trainer(_cfg(reach_data, tmp_path / "run2"))._batch_index(_step_generator(0, 0, 0))
+    assert torch.equal(uniform, torch.randint(len(trainer.data), (16,), generator=_step_generator(0, 0, 0)))
+
+
+@pytest.mark.parametrize("kw", [{"start_share": 0.3}, {"start_frames": -1},
+                                {"start_frames": 2, "start_share": 1.0}])
+def test_start_window_settings_are_range_checked(kw):
+    with pytest.raises(ValueError, match="start_"):
+        TrainConfig(**kw)
