@@ -32,9 +32,7 @@ class WindowTensors:
         act = ds.data[ACTION].astype(np.float32)
         self.obs = torch.from_numpy(obs.astype(np.float32)[idx["obs_index"]])
         self.action = torch.from_numpy(act[idx["action_index"]])
-        bounds = ds.episode_bounds
-        starts = np.repeat(bounds[:, 0], bounds[:, 1] - bounds[:, 0])
-        self.frame_in_episode = np.arange(ds.num_frames) - starts
+        self.frame_in_episode = windows.frame_in_episode
         """(N,) each window's frame index within its episode."""
         uses_instruction = get_task(task).instructed
         self.instructions = ([ds.task_of(i) for i in range(ds.num_frames)] if uses_instruction else None)

@@ -54,8 +54,7 @@ class _Trainer:
         torch.manual_seed(c.seed)
         self.data = WindowTensors(DemoDataset(c.data), c.policy, c.task)
         d = self.data
-        self._starts = (d.start_windows(c.start_frames) if c.start_share > 0
-                        else torch.zeros(0, dtype=torch.long))
+        self._starts = d.start_windows(c.start_frames)
         encoder = None
         if c.world_model:
             wm = checkpoint.load_world_model(c.world_model, d.shapes.task, d.shapes.robot)
@@ -153,7 +152,7 @@ class _Trainer:
     def _batch_index(self, gen: torch.Generator) -> torch.Tensor:
         """Window indices of one batch: uniform, except a ``start_share`` drawn from start windows."""
         c = self.c
-        n_start = round(c.start_share * c.batch_size) if len(self._starts) else 0
+        n_start = round(c.start_share * c.batch_size)
         index = torch.randint(len(self.data), (c.batch_size - n_start,), generator=gen)
         if not n_start:
             return index

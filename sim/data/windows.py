@@ -42,6 +42,11 @@ class TrainingWindows:
     def __len__(self) -> int:
         return self.ds.num_frames
 
+    @property
+    def frame_in_episode(self) -> np.ndarray:
+        """(N,) each window's frame index within its episode."""
+        return np.arange(len(self)) - self._bounds[self._ep_of, 0]
+
     def _indices(self, t: int | np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frame indices (clamped to the episode) and pad flags: (*t.shape, len(offsets)) each."""
         t = np.asarray(t)
