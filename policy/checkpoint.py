@@ -180,7 +180,8 @@ def load_world_model(path: str | Path, task: str | None = None, robot: str | Non
     ckpt = resolve(path)
     meta = read_meta(ckpt, WORLD_MODEL_FORMAT)
     try:
-        cfg = WorldModelConfig(**meta["world_model"])
+        # models saved before kinematic tokens existed were trained without them
+        cfg = WorldModelConfig(**{"kinematic": False, **meta["world_model"]})
         shapes = WorldShapes.from_json(meta["shapes"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt / META} holds an invalid world-model description: {e}") from None

@@ -44,7 +44,7 @@ def dream_error(model: WorldModel, data: DreamTensors, index: torch.Tensor, devi
         batch = {k: v.to(device) for k, v in data.batch(chunk).items()}
         _, t = model.compute_loss(batch)
         terms.append(t)
-        out = model.predict(model.encode(batch["obs"]).z, batch["action"][:, None])
+        out = model.predict(model.encode(batch["obs"]), batch["action"][:, None])
         s = model.cfg.pos_scale
         ee_err.append((out["ee_pos"][:, 0] / s - batch["ee_pos"]).norm(dim=-1).cpu())
         if model.shapes.n_objects:

@@ -29,6 +29,12 @@ class WorldModelConfig:
     """Attention heads."""
     obs_features: list[str] = field(default_factory=lambda: list(DEFAULT_OBS_FEATURES))
     """Dataset observation features encoded (those a task lacks are skipped)."""
+    kinematic: bool = True
+    """Give each step's token the tool pose that forward kinematics of the robot's MJCF puts at
+    the step's joint targets, and each cube's offset from that pose (world and tool frame); the
+    tool's dream is then that pose plus a learned residual (how far the arm lags its targets).
+    Without it the network must learn the arm's kinematics from data before it can tell a grasp
+    that lands from one 2 cm off. Checkpoints from before this option load with it off."""
     pos_scale: float = 10.0
     """Positions enter the loss in units of 1 / pos_scale m (decimetres by default)."""
     loss_weights: dict[str, float] = field(default_factory=lambda: {

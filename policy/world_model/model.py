@@ -2,7 +2,10 @@
 
 The encoder is an MLP over the normalised observation window. The dynamics are a causal
 transformer over the candidate's steps: step h's token is its (normalised) joint targets plus a
-step embedding plus the projected latent, and it sees only steps <= h, as physics would. Heads
+step embedding plus the projected latent, and it sees only steps <= h, as physics would. With
+``kinematic`` on (the default), the token also carries where forward kinematics puts the tool at
+those targets and where each cube sits relative to it, and the tool's dream is that kinematic
+path plus a learned residual. Heads
 predict, per step, the tool's and each cube's displacement from where they are now, whether each
 cube is lifted and touched, task progress, and whether the task is solved. All K candidates of
 all B observations go through in one batch.
@@ -20,16 +23,20 @@ from torch import Tensor, nn
 from policy.diffusion.normalize import MinMaxNormalizer, obs_action_normalizers
 from policy.dreams import Dreams
 from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
+from policy.world_model.kinematics import ToolKinematics
+from robots.registry import get_robot
+from sim.data.format import STATE
 
 
 @dataclass
 class Latent:
     """An encoded observation: z (B, latent_dim), plus where the tool (B, 3) and cubes (B, n, 3) are,
-    which dreams are relative to."""
+    which dreams are relative to, and the arm's joint positions (B, n_joints)."""
 
     z: Tensor
     ee_pos: Tensor
     object_pos: Tensor
+    joints: Tensor
 
 
 def build_encoder(cfg: WorldModelConfig, obs_dim: int) -> nn.Sequential:
@@ -84,10 +91,15 @@ class WorldModel(nn.Module):
         self._split = {"ee_pos": 3, "object_pos": 3 * n, "holding": n, "touching": n, "progress": 1,
                        "success": 1}
         self.head = nn.Linear(d, sum(self._split.values()))
+        if cfg.kinematic:
+            self.kinematics = ToolKinematics(get_robot(shapes.robot))
+            # tool shift, its x and z axes, each cube's offset in the world and the tool frame
+            self.kin_in = nn.Linear(9 + 6 * n, d)
         mask = torch.triu(torch.full((cfg.horizon, cfg.horizon), float("-inf")), diagonal=1)
         self.register_buffer("causal_mask", mask, persistent=False)
         self._ee = shapes.offset(EE_FEATURE)
         self._obj = shapes.offset(OBJECTS_FEATURE) if n else None
+        self._joints = shapes.offset(STATE)
 
     # ---- the interface ---------------------------------------------------------------------
     def encode(self, obs: Tensor) -> Latent:
@@ -101,11 +113,11 @@ class WorldModel(nn.Module):
         n = self.shapes.n_objects
         objects = (now[:, self._obj: self._obj + 7 * n].reshape(-1, n, 7)[..., :3] if n
                    else now.new_zeros(len(now), 0, 3))
-        return Latent(z, ee, objects)
+        return Latent(z, ee, objects, now[:, self._joints: self._joints + self.shapes.action_dim - 1])
 
     def dream(self, latent: Latent, trajs: Tensor) -> Dreams:
         """Raw candidate trajectories (B, K, H, A) from the current step -> their Dreams."""
-        out = self.predict(latent.z, trajs)
+        out = self.predict(latent, trajs)
         ee = latent.ee_pos[:, None, None] + out["ee_pos"] / self.cfg.pos_scale
         objects = latent.object_pos[:, None, None] + out["object_pos"] / self.cfg.pos_scale
         return Dreams(
@@ -114,19 +126,25 @@ class WorldModel(nn.Module):
             success=_np(torch.sigmoid(out["success"])))
 
     # ---- the network -----------------------------------------------------------------------
-    def predict(self, z: Tensor, trajs: Tensor) -> dict[str, Tensor]:
+    def predict(self, latent: Latent, trajs: Tensor) -> dict[str, Tensor]:
         """Heads for (B, K, H, A) raw trajectories: positions as scaled displacements, logits for
         holding/touching/success, progress as a value."""
         b, k, h, a = trajs.shape
         if h != self.cfg.horizon or a != self.shapes.action_dim:
             raise ValueError(f"world model dreams trajectories (B, K, {self.cfg.horizon}, "
                              f"{self.shapes.action_dim}), got {tuple(trajs.shape)}")
-        if z.shape[0] != b:
-            raise ValueError(f"{z.shape[0]} latents for {b} batches of trajectories")
+        if latent.z.shape[0] != b:
+            raise ValueError(f"{latent.z.shape[0]} latents for {b} batches of trajectories")
         x = self.action_in(self.action_norm.normalize(trajs.reshape(b * k, h, a)))
-        x = x + self.step_embed + self.latent_in(z).repeat_interleave(k, dim=0)[:, None]
+        x = x + self.step_embed + self.latent_in(latent.z).repeat_interleave(k, dim=0)[:, None]
+        shift = None
+        if self.cfg.kinematic:
+            features, shift = self._kinematic_features(latent, trajs)
+            x = x + self.kin_in(features.reshape(b * k, h, -1))
         y = self.head(self.out_norm(self.trunk(x, mask=self.causal_mask, is_causal=True)))
         parts = dict(zip(self._split, y.split(list(self._split.values()), dim=-1), strict=True))
+        if shift is not None:  # the tool's dream: kinematics plus a learned residual
+            parts["ee_pos"] = parts["ee_pos"] + shift.reshape(b * k, h, 3)
         n = self.shapes.n_objects
         return {"ee_pos": parts["ee_pos"].reshape(b, k, h, 3),
                 "object_pos": parts["object_pos"].reshape(b, k, h, n, 3),
@@ -134,10 +152,23 @@ class WorldModel(nn.Module):
                 "touching": parts["touching"].reshape(b, k, h, n),
                 "progress": parts["progress"].reshape(b, k, h), "success": parts["success"].reshape(b, k, h)}
 
+    def _kinematic_features(self, latent: Latent, trajs: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, K, H, 9 + 6n) token features and the tool's kinematic shift from now (B, K, H, 3),
+        positions in 1 / pos_scale m."""
+        tool, rot = self.kinematics(trajs[..., :self.shapes.action_dim - 1])
+        shift = tool - self.kinematics(latent.joints)[0][:, None, None]
+        ee = latent.ee_pos[:, None, None] + shift
+        offset = latent.object_pos[:, None, None] - ee[..., None, :]  # (B, K, H, n, 3)
+        in_tool = (offset[..., None, :] @ rot[..., None, :, :]).squeeze(-2)  # rot^T offset, per cube
+        s = self.cfg.pos_scale
+        features = torch.cat([shift * s, rot[..., :, 0], rot[..., :, 2], (offset * s).flatten(-2),
+                              (in_tool * s).flatten(-2)], dim=-1)
+        return features, shift * s
+
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """Weighted sum of per-quantity losses for a batch of ``DreamTensors`` (K = 1)."""
         latent = self.encode(batch["obs"])
-        out = {k: v[:, 0] for k, v in self.predict(latent.z, batch["action"][:, None]).items()}
+        out = {k: v[:, 0] for k, v in self.predict(latent, batch["action"][:, None]).items()}
         s, w = self.cfg.pos_scale, self.cfg.loss_weights
         terms = {
             "ee_pos": F.mse_loss(out["ee_pos"], batch["ee_pos"] * s),
@@ -156,8 +187,8 @@ class WorldModel(nn.Module):
         group's mean, for progress and the tool's and cubes' paths. ``batch`` holds G groups of
         K rows sharing one observation window, group by group."""
         g = batch["obs"].shape[0] // k
-        z = self.encode(batch["obs"][::k]).z
-        out = self.predict(z, batch["action"].reshape(g, k, *batch["action"].shape[1:]))
+        latent = self.encode(batch["obs"][::k])
+        out = self.predict(latent, batch["action"].reshape(g, k, *batch["action"].shape[1:]))
         s = self.cfg.pos_scale
 
         def centred(x: Tensor) -> Tensor:

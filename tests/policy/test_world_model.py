@@ -65,6 +65,39 @@ def test_dreams_are_batched_and_causal(push_tensors):
         wm.dream(latent, trajs[:, :, :4])
 
 
+def test_kinematic_tokens_put_the_tool_where_the_targets_send_it(push_tensors):
+    """With the residual head silenced, the dreamed tool is the observed tool moved by exactly
+    what forward kinematics says the targets do; the cubes' offsets from it reach the network."""
+    wm = _wm(push_tensors).eval()
+    assert wm.cfg.kinematic
+    with torch.no_grad():
+        wm.head.weight.zero_()
+        wm.head.bias.zero_()
+    batch = push_tensors.batch(torch.arange(2))
+    latent = wm.encode(batch["obs"])
+    trajs = batch["action"][:, None].repeat(1, 3, 1, 1)
+    trajs[:, 1, :, 0] += 0.2  # candidate 1 turns the base
+    d = wm.dream(latent, trajs)
+    tool = wm.kinematics(trajs[..., :7])[0] - wm.kinematics(latent.joints)[0][:, None, None]
+    np.testing.assert_allclose(d.ee_pos, (latent.ee_pos[:, None, None] + tool).numpy(), atol=1e-5)
+    assert np.abs(d.ee_pos[:, 1] - d.ee_pos[:, 0]).max() > 0.05
+    features, _ = wm._kinematic_features(latent, trajs)
+    assert features.shape == (2, 3, 8, 9 + 6 * push_tensors.shapes.n_objects)
+
+
+def test_a_world_model_saved_before_kinematic_tokens_loads_without_them(push_data, tmp_path):
+    c = WorldModelTrainConfig(data=[str(push_data)], out=str(tmp_path / "wm"),
+                              world_model=dict(TINY_WM, kinematic=False), steps=3, batch_size=8,
+                              log_every=1, warmup_steps=1, val_fraction=0.25, progress=False)
+    train_world_model(c)
+    meta_file = checkpoint.resolve(tmp_path / "wm") / checkpoint.META
+    meta = json.loads(meta_file.read_text())
+    del meta["world_model"]["kinematic"]  # as written before the option existed
+    meta_file.write_text(json.dumps(meta))
+    wm = load_world_model(tmp_path / "wm", task="push")
+    assert not wm.cfg.kinematic and not hasattr(wm, "kinematics")
+
+
 def test_training_lowers_the_loss_and_checkpoints_round_trip(push_data, tmp_path):
     c = WorldModelTrainConfig(data=[str(push_data)], out=str(tmp_path / "wm"), world_model=dict(TINY_WM),
                               steps=60, batch_size=32, log_every=20, warmup_steps=5, val_fraction=0.25,
