@@ -58,7 +58,15 @@ class LearnedDreamer:
         frames = [obs_vectors(batch, shapes.obs_dims, f"{shapes.task}/{shapes.robot}") for batch in history]
         frames = [frames[0]] * max(0, to - len(frames)) + frames[-to:]
         dev = self.model.obs_norm.centre.device
-        return self.model.encode(torch.as_tensor(np.stack(frames, axis=1), dtype=torch.float32, device=dev))
+        texts = None
+        if shapes.uses_instruction:
+            missing = [i for i, o in enumerate(history[-1]) if keys.INSTRUCTION not in o]
+            if missing:
+                raise ValueError(f"a {shapes.task!r} world model needs the instruction in every "
+                                 f"observation; rows {missing} have none")
+            texts = [str(o[keys.INSTRUCTION]) for o in history[-1]]
+        return self.model.encode(torch.as_tensor(np.stack(frames, axis=1), dtype=torch.float32, device=dev),
+                                 texts)
 
     @torch.no_grad()
     def dream(self, latent, trajs: np.ndarray) -> Dreams:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from policy import checkpoint
 from policy.training.loop import lr_at
-from policy.world_model.data import DreamTensors
+from policy.world_model.data import INSTRUCTIONS, DreamTensors, to_device
 from policy.world_model.model import WorldModel
 from sim.data.reader import DemoDataset
 
@@ -41,10 +41,10 @@ def dream_error(model: WorldModel, data: DreamTensors, index: torch.Tensor, devi
     model.eval()
     ee_err, obj_err, terms = [], [], []
     for chunk in index.split(2048):
-        batch = {k: v.to(device) for k, v in data.batch(chunk).items()}
+        batch = to_device(data.batch(chunk), device)
         _, t = model.compute_loss(batch)
         terms.append(t)
-        out = model.predict(model.encode(batch["obs"]), batch["action"][:, None])
+        out = model.predict(model.encode(batch["obs"], batch.get(INSTRUCTIONS)), batch["action"][:, None])
         s = model.cfg.pos_scale
         ee_err.append((out["ee_pos"][:, 0] / s - batch["ee_pos"]).norm(dim=-1).cpu())
         if model.shapes.n_objects:
@@ -92,11 +92,11 @@ def train_world_model(c) -> dict[str, Any]:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, c, frac)
             pick = train_idx[torch.randint(len(train_idx), (c.batch_size,), generator=gen)]
-            loss = model({k: v.to(device) for k, v in data.batch(pick).items()})
+            loss = model(to_device(data.batch(pick), device))
             if len(groups) and rank_w and c.rank_groups:
                 starts = groups[torch.randint(len(groups), (c.rank_groups,), generator=gen)]
                 rows = (starts[:, None] + torch.arange(data.group_size)).reshape(-1)
-                batch = {k: v.to(device) for k, v in data.batch(rows).items()}
+                batch = to_device(data.batch(rows), device)
                 loss = loss + rank_w * model.rank_loss(batch, data.group_size)
             opt.zero_grad(set_to_none=True)
             loss.backward()

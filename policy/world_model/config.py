@@ -35,6 +35,11 @@ class WorldModelConfig:
     tool's dream is then that pose plus a learned residual (how far the arm lags its targets).
     Without it the network must learn the arm's kinematics from data before it can tell a grasp
     that lands from one 2 cm off. Checkpoints from before this option load with it off."""
+    text_dim: int = 32
+    """Instruction-embedding width, added to the latent (instructed tasks only: on Sort, progress
+    and success depend on which cube and pad the instruction names)."""
+    text_buckets: int = 4096
+    """Hash buckets of the instruction encoder's word and word-pair vocabulary."""
     pos_scale: float = 10.0
     """Positions enter the loss in units of 1 / pos_scale m (decimetres by default)."""
     loss_weights: dict[str, float] = field(default_factory=lambda: {
@@ -44,7 +49,8 @@ class WorldModelConfig:
     candidates from the same state differ (oracle-dream groups only)."""
 
     def __post_init__(self) -> None:
-        for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads"):
+        for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads", "text_dim",
+                     "text_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"world model {name} must be >= 1, got {getattr(self, name)}")
         if self.d_model % self.heads:
@@ -72,6 +78,8 @@ class WorldShapes:
     obs_dims: dict[str, int]
     """Feature -> flat width, in encoding order."""
     n_objects: int
+    uses_instruction: bool = False
+    """Whether the task's observations carry an instruction the dreams depend on (Sort)."""
 
     @property
     def obs_dim(self) -> int:
@@ -88,9 +96,11 @@ class WorldShapes:
 
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "robot": self.robot, "action_dim": self.action_dim,
-                "obs_dims": dict(self.obs_dims), "n_objects": self.n_objects}
+                "obs_dims": dict(self.obs_dims), "n_objects": self.n_objects,
+                "uses_instruction": self.uses_instruction}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> WorldShapes:
         return cls(d["task"], d["robot"], int(d["action_dim"]),
-                   {k: int(v) for k, v in d["obs_dims"].items()}, int(d["n_objects"]))
+                   {k: int(v) for k, v in d["obs_dims"].items()}, int(d["n_objects"]),
+                   bool(d.get("uses_instruction", False)))  # absent: saved before instructions

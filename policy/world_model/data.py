@@ -21,7 +21,16 @@ from policy.dreams import holding_label, touching_label
 from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
 from sim.data.format import ACTION, ENV_TASK, REWARD, SUCCESS, DatasetError
 from sim.data.reader import DemoDataset
+from sim.registry import get_task
 from sim.workspace import WORKSPACES
+
+INSTRUCTIONS = "instructions"
+"""Batch key of the per-row instruction strings (instructed tasks only; the one non-tensor entry)."""
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """A batch with its tensors on ``device`` (instruction strings stay as they are)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 class DreamTensors:
@@ -39,6 +48,12 @@ class DreamTensors:
             raise DatasetError(f"world-model datasets must share one recorded task and robot; got "
                                f"tasks {sorted(map(str, tasks))}, robots {sorted(robots)}")
         task, robot = tasks.pop(), robots.pop()
+        instructed = get_task(task).instructed
+        self.texts: list[str] = []
+        """The distinct instructions; ``text_index`` points into it per row (instructed tasks)."""
+        text_index = [self._text_ids([ds.task_of(i) for i in range(ds.num_frames)]) if instructed
+                      else np.zeros(0, np.int64) for ds in datasets]
+        self.text_index = torch.from_numpy(np.concatenate(text_index))
         parts = [self._gather(ds, cfg, WORKSPACES[robot].cube_half) for ds in datasets]
         offset = 0
         for p in parts:  # episode ids unique across datasets (for held-out splits)
@@ -49,7 +64,8 @@ class DreamTensors:
         features = [f for f in cfg.obs_features if f in first.data]
         n_obj = first.data[OBJECTS_FEATURE].shape[1] // 7 if OBJECTS_FEATURE in first.data else 0
         self.shapes = WorldShapes(task, robot, first.data[ACTION].shape[1],
-                                  {f: int(np.prod(first.data[f].shape[1:])) for f in features}, n_obj)
+                                  {f: int(np.prod(first.data[f].shape[1:])) for f in features}, n_obj,
+                                  instructed)
         obs_all = np.concatenate([self._obs_matrix(ds, features) for ds in datasets])
         act_all = np.concatenate([ds.data[ACTION] for ds in datasets]).astype(np.float32)
         self.obs_low, self.obs_high = obs_all.min(0), obs_all.max(0)
@@ -91,6 +107,13 @@ class DreamTensors:
                  "progress": t["progress"], "success": t["success"]}
         for f in self.FIELDS:
             self.tensors[f] = torch.cat([self.tensors[f], extra[f].float()])
+        if self.shapes.uses_instruction:
+            if "instruction" not in t or "instructions" not in meta:
+                raise DatasetError(f"oracle dreams in {path} were collected before instructions were "
+                                   f"recorded, and a {self.shapes.task!r} world model needs them; collect "
+                                   "them again with `reverie collect-dreams`")
+            ids = self._text_ids(list(meta["instructions"]))
+            self.text_index = torch.cat([self.text_index, torch.from_numpy(ids)[t["instruction"]]])
         k = int(meta["k"])
         self.group_size = k
         first = len(self.tensors["obs"]) - len(t["obs"])
@@ -137,5 +160,18 @@ class DreamTensors:
     def __len__(self) -> int:
         return len(self.tensors["obs"])
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {f: self.tensors[f][index] for f in self.FIELDS}
+    def _text_ids(self, texts: list[str]) -> np.ndarray:
+        """Indices of ``texts`` in ``self.texts``, adding the new ones."""
+        known = {t: i for i, t in enumerate(self.texts)}
+        for t in texts:
+            if t not in known:
+                known[t] = len(self.texts)
+                self.texts.append(t)
+        return np.array([known[t] for t in texts], dtype=np.int64)
+
+    def batch(self, index: torch.Tensor) -> dict:
+        """The rows ``index`` as tensors, plus their instruction strings for instructed tasks."""
+        out: dict = {f: self.tensors[f][index] for f in self.FIELDS}
+        if self.shapes.uses_instruction:
+            out[INSTRUCTIONS] = [self.texts[i] for i in self.text_index[index].tolist()]
+        return out

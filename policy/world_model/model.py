@@ -21,8 +21,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from policy.diffusion.normalize import MinMaxNormalizer, obs_action_normalizers
+from policy.diffusion.text import HashedTextEncoder
 from policy.dreams import Dreams
 from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
+from policy.world_model.data import INSTRUCTIONS
 from policy.world_model.kinematics import ToolKinematics
 from robots.registry import get_robot
 from sim.data.format import STATE
@@ -91,6 +93,9 @@ class WorldModel(nn.Module):
         self._split = {"ee_pos": 3, "object_pos": 3 * n, "holding": n, "touching": n, "progress": 1,
                        "success": 1}
         self.head = nn.Linear(d, sum(self._split.values()))
+        if shapes.uses_instruction:
+            self.text = HashedTextEncoder(cfg.text_dim, cfg.text_buckets)
+            self.text_in = nn.Linear(cfg.text_dim, cfg.latent_dim)
         if cfg.kinematic:
             self.kinematics = ToolKinematics(get_robot(shapes.robot))
             # tool shift, its x and z axes, each cube's offset in the world and the tool frame
@@ -102,12 +107,19 @@ class WorldModel(nn.Module):
         self._joints = shapes.offset(STATE)
 
     # ---- the interface ---------------------------------------------------------------------
-    def encode(self, obs: Tensor) -> Latent:
-        """Raw observation windows (B, To, obs_dim) -> Latent."""
+    def encode(self, obs: Tensor, instructions: list[str] | None = None) -> Latent:
+        """Raw observation windows (B, To, obs_dim), and for instructed tasks one instruction per
+        window -> Latent."""
         if obs.ndim != 3 or obs.shape[1:] != (self.cfg.n_obs_steps, self.shapes.obs_dim):
             raise ValueError(f"world model expects observation windows (B, {self.cfg.n_obs_steps}, "
                              f"{self.shapes.obs_dim}), got {tuple(obs.shape)}")
         z = self.encoder(self.obs_norm.normalize(obs).flatten(1))
+        if self.shapes.uses_instruction:
+            if instructions is None or len(instructions) != len(obs):
+                raise ValueError(f"a {self.shapes.task!r} world model needs one instruction per "
+                                 f"observation window ({len(obs)}), got "
+                                 f"{'none' if instructions is None else len(instructions)}")
+            z = z + self.text_in(self.text(instructions))
         now = obs[:, -1]
         ee = now[:, self._ee: self._ee + 3]
         n = self.shapes.n_objects
@@ -165,9 +177,9 @@ class WorldModel(nn.Module):
                               (in_tool * s).flatten(-2)], dim=-1)
         return features, shift * s
 
-    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+    def compute_loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
         """Weighted sum of per-quantity losses for a batch of ``DreamTensors`` (K = 1)."""
-        latent = self.encode(batch["obs"])
+        latent = self.encode(batch["obs"], batch.get(INSTRUCTIONS))
         out = {k: v[:, 0] for k, v in self.predict(latent, batch["action"][:, None]).items()}
         s, w = self.cfg.pos_scale, self.cfg.loss_weights
         terms = {
@@ -182,12 +194,13 @@ class WorldModel(nn.Module):
         loss = sum(w.get(name, 0.0) * value for name, value in terms.items())
         return loss, {name: float(v.detach()) for name, v in terms.items()}
 
-    def rank_loss(self, batch: dict[str, Tensor], k: int) -> Tensor:
+    def rank_loss(self, batch: dict, k: int) -> Tensor:
         """Loss on how K candidates from one state differ: each prediction and target minus its
         group's mean, for progress and the tool's and cubes' paths. ``batch`` holds G groups of
         K rows sharing one observation window, group by group."""
         g = batch["obs"].shape[0] // k
-        latent = self.encode(batch["obs"][::k])
+        texts = batch.get(INSTRUCTIONS)
+        latent = self.encode(batch["obs"][::k], None if texts is None else texts[::k])
         out = self.predict(latent, batch["action"].reshape(g, k, *batch["action"].shape[1:]))
         s = self.cfg.pos_scale
 
@@ -201,7 +214,7 @@ class WorldModel(nn.Module):
             loss = loss + F.mse_loss(centred(out["object_pos"]), centred(target))
         return loss
 
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+    def forward(self, batch: dict) -> Tensor:
         return self.compute_loss(batch)[0]
 
 

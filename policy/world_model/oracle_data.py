@@ -5,8 +5,9 @@ at every decision all K candidates are replayed in a copy of the simulation, so 
 K trajectories with their true futures: exactly the comparisons a planner has to make, including
 the bad candidates no demonstration shows.
 
-File: ``dreams.safetensors`` (tensors as in ``DreamTensors``, positions absolute) plus
-``dreams.json`` (task, robot, features, counts).
+File: ``dreams.safetensors`` (tensors as in ``DreamTensors``, positions absolute; for instructed
+tasks an ``instruction`` index per row) plus ``dreams.json`` (task, robot, features, counts, and
+the distinct ``instructions``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from policy.diffusion.policy import DiffusionPolicy, obs_vectors
 from policy.dreamers import OracleDreamer
 from policy.planners.base import Choice, PlanQuery
 from policy.world_model.config import DEFAULT_OBS_FEATURES
+from sim import keys
 from sim.data.format import DatasetError
 
 TENSORS, META = "dreams.safetensors", "dreams.json"
@@ -48,6 +50,8 @@ class _Recorder:
                                                                    "progress", "success", "group")}
         self.groups = 0
         self.waves = 0
+        self.texts: list[str] = []
+        """Distinct instructions (instructed tasks); rows hold their index under ``instruction``."""
 
     def __call__(self, decisions: list[Decision]) -> None:
         """One wave's decisions, cycle by cycle; each cycle holds one decision per episode."""
@@ -64,11 +68,16 @@ class _Recorder:
             for key in ("ee_pos", "object_pos", "progress", "success"):
                 self.rows[key].append(d.dreams[key])
             self.rows["group"].append(np.full(k, self.waves * 10_000 + d.row))
+            if (text := d.observations[-1].get(keys.INSTRUCTION)) is not None:
+                if text not in self.texts:
+                    self.texts.append(str(text))
+                self.rows.setdefault("instruction", []).append(np.full(k, self.texts.index(text)))
             self.groups += 1
         self.waves += 1
 
     def arrays(self) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(np.concatenate(v).astype(np.int64 if k == "group" else np.float32))
+        ints = ("group", "instruction")
+        return {k: torch.from_numpy(np.concatenate(v).astype(np.int64 if k in ints else np.float32))
                 for k, v in self.rows.items()}
 
 
@@ -90,7 +99,7 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
     meta = {"task": policy.shapes.task, "robot": policy.shapes.robot, "obs_dims": obs_dims,
             "n_obs_steps": policy.cfg.n_obs_steps, "decisions": recorder.groups,
             "trajectories": int(tensors["action"].shape[0]), "k": k, "episodes": episodes, "seed": seed,
-            "policy_success_rate": result["success_rate"]}
+            "policy_success_rate": result["success_rate"], "instructions": recorder.texts}
     (out / META).write_text(json.dumps(meta, indent=2))
     return {"out": str(out), **meta, "seconds": result["seconds"]}
 

@@ -204,3 +204,28 @@ def test_rank_loss_sees_only_how_candidates_of_one_state_differ(push_tensors):
     torch.testing.assert_close(wm.rank_loss(batch, 4), wm.rank_loss(shifted, 4))
     shifted["progress"][0] += 0.3  # one candidate better than its siblings: the loss sees it
     assert not torch.isclose(wm.rank_loss(batch, 4), wm.rank_loss(shifted, 4))
+
+
+def test_a_sort_world_model_reads_the_instruction(tmp_path):
+    """On Sort, progress depends on which cube and pad are named: the latent must carry it."""
+    from sim.collection import collect
+
+    collect("sort", "panda", 2, tmp_path / "sort", num_envs=1, progress=False)
+    data = DreamTensors([DemoDataset(tmp_path / "sort")], WorldModelConfig(**TINY_WM))
+    assert data.shapes.uses_instruction and len(data.texts) == 2
+    batch = data.batch(torch.arange(4))
+    assert len(batch["instructions"]) == 4 and all(isinstance(t, str) for t in batch["instructions"])
+    wm = _wm(data).eval()
+    with pytest.raises(ValueError, match="needs one instruction per observation window"):
+        wm.encode(batch["obs"])
+    z_a = wm.encode(batch["obs"], ["put the red cube on the blue pad"] * 4).z
+    z_b = wm.encode(batch["obs"], ["put the green cube on the yellow pad"] * 4).z
+    assert not torch.allclose(z_a, z_b)
+    loss, _ = wm.compute_loss(batch)
+    assert torch.isfinite(loss)
+    c = WorldModelTrainConfig(data=[str(tmp_path / "sort")], out=str(tmp_path / "wm"),
+                              world_model=dict(TINY_WM), steps=3, batch_size=8, log_every=1,
+                              warmup_steps=1, val_fraction=0.4, progress=False)
+    train_world_model(c)
+    loaded = load_world_model(tmp_path / "wm", task="sort")
+    assert loaded.shapes.uses_instruction and hasattr(loaded, "text")
