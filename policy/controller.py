@@ -220,7 +220,7 @@ class Controller:
     def _query(self, futures: np.ndarray, dreams: Dreams, obs: Observation) -> PlanQuery:
         """One row's query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
         return PlanQuery(futures, dreams, obs.get(keys.INSTRUCTION), obs, self._limits,
-                         self.policy.shapes.task, self.scene)
+                         self.policy.shapes.task, self.scene, self.policy.shapes.robot, self.dreamer.name)
 
     def _resample(self, batch, choices, rows, latent, steps, generator):
         """Rows whose planner asked for fresh candidates get them (one batched call for all rows, of

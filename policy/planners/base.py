@@ -32,6 +32,10 @@ class PlanQuery:
     task: str | None = None
     scene: SceneVocabulary | None = None
     """What the objects and targets are called, for planners that talk about the scene."""
+    robot: str | None = None
+    """The robot's registry name (its workspace sizes), for planners that score positions."""
+    dreamer: str | None = None
+    """Which dreamer dreamed (``learned``, ``oracle``): the simulator's own progress is exact."""
 
 
 @dataclass

@@ -6,6 +6,9 @@ score = w_progress * progress[H] + w_success * P(success by H)
         - w_jerk * mean |third difference| of the joint targets (rad per step^3)
         - w_limits * share of targets within limit_margin of a joint limit
 ```
+With ``objective`` on, a learned dream's progress and success are computed from its dreamed
+positions by the task's own definition (``policy/planners/objective.py``) where the task allows
+it, instead of read from the world model's heads.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policy.planners.base import Choice, PlanQuery
+from policy.planners.objective import objective_progress
 
 
 @dataclass
@@ -33,6 +37,10 @@ class ValuePlannerConfig:
     """Tool heights (m) below this count as hitting the table."""
     limit_margin: float = 0.02
     """Distance (rad) to a joint limit counted as near it."""
+    objective: bool = True
+    """Score learned dreams by the task's progress computed from the dreamed tool and cube
+    positions (pick-and-place tasks; on Sort only with a grounded instruction) rather than by the
+    world model's progress and success heads. Simulator dreams keep their exact progress."""
 
     def __post_init__(self) -> None:
         for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin"):
@@ -46,9 +54,13 @@ class ValuePlanner:
     def __init__(self, cfg: ValuePlannerConfig | None = None) -> None:
         self.cfg = cfg or ValuePlannerConfig()
 
-    def terms(self, q: PlanQuery) -> dict[str, np.ndarray]:
-        """Each score term per candidate, (K,) each, before weighting."""
+    def terms(self, q: PlanQuery, grounding: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Each score term per candidate, (K,) each, before weighting. ``grounding``:
+        P(object, target | instruction), where a planner that reads the instruction has one."""
         d, c = q.dreams, self.cfg
+        progress, success = d.progress[0, :, -1], d.success[0].max(-1)
+        if c.objective and q.dreamer != "oracle":
+            progress, success = objective_progress(q, grounding) or (progress, success)
         below = d.ee_pos[0, :, :, 2] < c.table_margin
         off_table = (d.object_pos[0, :, :, :, 2] < -0.01).any(-1) if d.object_pos.shape[3] else below * False
         jerk = np.abs(np.diff(q.candidates[:, :, :-1], n=3, axis=1)).mean(axis=(1, 2))
@@ -57,11 +69,11 @@ class ValuePlanner:
             lo, hi = q.joint_limits
             close = (q.candidates - lo < c.limit_margin) | (hi - q.candidates < c.limit_margin)
             near = close[..., :-1].mean((1, 2))
-        return {"progress": d.progress[0, :, -1], "success": d.success[0].max(-1),
+        return {"progress": progress, "success": success,
                 "collision": (below | off_table).mean(-1), "jerk": jerk, "limits": near}
 
-    def score(self, q: PlanQuery) -> np.ndarray:
-        t, c = self.terms(q), self.cfg
+    def score(self, q: PlanQuery, grounding: np.ndarray | None = None) -> np.ndarray:
+        t, c = self.terms(q, grounding), self.cfg
         return (c.progress * t["progress"] + c.success * t["success"] - c.collision * t["collision"]
                 - c.jerk * t["jerk"] - c.limits * t["limits"])
 

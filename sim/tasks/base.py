@@ -86,12 +86,18 @@ class Task(ABC):
     def carry_progress(self, scene: Scene, cube: str, target_xy: np.ndarray,
                        start_dist: float) -> float:
         """Staged progress for pick-and-place: reach 0.2, lift 0.2, carry 0.5, place 0.1."""
-        pos = scene.object_pose(cube)[:3]
-        reach = np.clip(1 - np.linalg.norm(scene.ee_pos() - pos) / 0.2, 0, 1)
-        lifted = pos[2] > self.ws.cube_half + 0.01
-        carry = np.clip(1 - np.linalg.norm(pos[:2] - target_xy) / max(start_dist, 1e-6), 0, 1)
-        if self.resting_on(scene, cube, target_xy):
-            return 1.0
-        if carry > 0.05 or lifted:
-            return float(0.4 + 0.5 * carry)
-        return float(0.2 * reach)
+        return float(staged_carry_progress(scene.ee_pos(), scene.object_pose(cube)[:3], target_xy, start_dist,
+                                           self.ws.cube_half, self.resting_on(scene, cube, target_xy)))
+
+
+def staged_carry_progress(ee: np.ndarray, cube: np.ndarray, target_xy: np.ndarray, start_dist: float,
+                          cube_half: float, resting: np.ndarray | bool) -> np.ndarray:
+    """The pick-and-place tasks' progress from positions alone, so that the simulator and a
+    planner scoring *dreamed* positions share one definition: tool (..., 3), cube (..., 3), the
+    target's centre (2,), the cube's distance to it at the start, and whether the cube rests on
+    the target (...). Reach 0.2, lift 0.2, carry 0.5, place 0.1."""
+    reach = np.clip(1 - np.linalg.norm(ee - cube, axis=-1) / 0.2, 0, 1)
+    lifted = cube[..., 2] > cube_half + 0.01
+    carry = np.clip(1 - np.linalg.norm(cube[..., :2] - target_xy, axis=-1) / max(start_dist, 1e-6), 0, 1)
+    staged = np.where((carry > 0.05) | lifted, 0.4 + 0.5 * carry, 0.2 * reach)
+    return np.where(resting, 1.0, staged)

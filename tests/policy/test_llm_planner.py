@@ -303,3 +303,48 @@ def test_bench_memory_runs_both_arms_on_the_same_episodes(tmp_path):
     r = json.loads(out.read_text())["results"]
     assert set(r) == {"memory_off", "memory_on"} and len(r["memory_on"]["per_episode"]) == 2
     assert len((tmp_path / "lessons.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_value_planner_scores_learned_dreams_by_the_grounded_tasks_progress():
+    """With a grounding, progress comes from the dreamed positions of the named cube and pad; the
+    progress head (which here prefers carrying red to the *blue* pad) only stands without one,
+    and simulator dreams keep it."""
+    import dataclasses
+
+    from policy.planners.objective import objective_progress
+    from policy.planners.value import ValuePlanner
+
+    q = dataclasses.replace(_query(), robot="panda", dreamer="learned")
+    value = ValuePlanner()
+    assert objective_progress(q) is None  # Sort names its cube in words: nothing to compute from
+    assert int(np.argmax(value.score(q))) == 1
+    red_on_yellow = np.zeros((3, 2))
+    red_on_yellow[0, 1] = 1.0
+    progress, _ = objective_progress(q, red_on_yellow)
+    assert progress[0] == pytest.approx(progress[4]) and progress[0] > progress[1] > progress[2]
+    assert int(np.argmax(value.score(q, red_on_yellow))) in (0, 4)
+    oracle = dataclasses.replace(q, dreamer="oracle")
+    assert int(np.argmax(value.score(oracle, red_on_yellow))) == 1
+    with pytest.raises(ValueError, match="does not match 3 objects and 2 targets"):
+        objective_progress(q, np.ones((2, 2)))
+
+
+def test_pick_place_progress_is_computed_from_a_dream_that_sets_the_cube_down_on_the_pad():
+    from policy.planners.objective import objective_progress
+    from sim.workspace import WORKSPACES
+
+    half = WORKSPACES["panda"].cube_half
+    cube, pad = np.array([0.5, 0.0, half]), np.array([0.5, 0.2, 0.0])
+    h = 5
+    up = np.array([0.0, 0.0, 1.0])
+    ee = np.tile(cube + 0.1 * up, (1, 2, h, 1))
+    obj = np.tile(cube, (1, 2, h, 1, 1))
+    obj[0, 0, :, 0] = cube + np.linspace(0, 1, h)[:, None] * (pad + half * up - cube)  # slides onto it
+    hold = np.zeros((1, 2, h, 1))
+    dreams = Dreams(ee, obj, hold, hold.copy(), np.full((1, 2, h), 0.3), np.zeros((1, 2, h)))
+    obs = {keys.OBJECT_POSES: np.append(cube, [1.0, 0, 0, 0])[None], keys.GOAL: pad,
+           keys.EE_POSE: np.append(ee[0, 0, 0], [1.0, 0, 0, 0])}
+    q = PlanQuery(np.zeros((2, h, 8)), dreams, None, obs, task="pick_place", robot="panda", dreamer="learned")
+    progress, success = objective_progress(q)
+    np.testing.assert_allclose(progress, [1.0, 0.2 * (1 - 0.1 / 0.2)])
+    np.testing.assert_allclose(success, [1.0, 0.0])

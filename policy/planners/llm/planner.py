@@ -240,9 +240,9 @@ class LLMValuePlanner(_Reading):
 
     def terms(self, q: PlanQuery) -> dict[str, np.ndarray]:
         vocab = _scene(q)
-        scores = self.value.score(q)
-        dreamed = found = outcomes(q.dreams, q.observation, vocab)
         p = self.grounding(q)
+        scores = self.value.score(q, p)  # the value of the future the instruction asks for
+        dreamed = found = outcomes(q.dreams, q.observation, vocab)
         mem = np.zeros(len(found))
         if self.memory is not None and p is not None:  # act on what the dreams have meant so far
             fix = self.memory.object_correction(q.task or "", p.shape[0])
