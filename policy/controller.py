@@ -154,6 +154,8 @@ class Controller:
         self.policy.reset()
         self._queue: deque[np.ndarray] = deque()
         self._history: deque[list[Observation]] = deque(maxlen=self.policy.cfg.n_obs_steps)
+        self._grounding: np.ndarray | None = None
+        """(B, objects, targets) the dreamer's reading of each row's instruction, if it has one."""
         self._step = 0
         self._sample_kw: dict = {}
         self.decisions = []
@@ -191,10 +193,11 @@ class Controller:
         cands = self.policy.candidates(c.k, steps=steps, generator=generator, **sample_kw).cpu().numpy()
         t1 = time.perf_counter()
         latent = self.dreamer.encode(list(self._history), self._active)
+        self._grounding = self.dreamer.grounding(latent)
         futures = dream_inputs(cands, pc.n_obs_steps, self.dreamer.horizon)
         dreams = self.dreamer.dream(latent, futures)
         t2 = time.perf_counter()
-        choices = [self.planner.choose(self._query(futures[b], dreams.row(b), batch[b]))
+        choices = [self.planner.choose(self._query(futures[b], dreams.row(b), batch[b], b))
                    for b in range(len(batch))]
         rows = [(cands[b], dreams.take_row(b), 0) for b in range(len(batch))]
         if any(ch.resample for ch in choices):
@@ -217,10 +220,12 @@ class Controller:
         self.decisions.extend(out)
         return out
 
-    def _query(self, futures: np.ndarray, dreams: Dreams, obs: Observation) -> PlanQuery:
-        """One row's query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
+    def _query(self, futures: np.ndarray, dreams: Dreams, obs: Observation, row: int) -> PlanQuery:
+        """Row ``row``'s query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
+        grounding = None if self._grounding is None else self._grounding[row]
         return PlanQuery(futures, dreams, obs.get(keys.INSTRUCTION), obs, self._limits,
-                         self.policy.shapes.task, self.scene, self.policy.shapes.robot, self.dreamer.name)
+                         self.policy.shapes.task, self.scene, self.policy.shapes.robot, self.dreamer.name,
+                         grounding)
 
     def _resample(self, batch, choices, rows, latent, steps, generator):
         """Rows whose planner asked for fresh candidates get them (one batched call for all rows, of
@@ -233,7 +238,7 @@ class Controller:
         choices, rows = list(choices), list(rows)
         for b, ch in enumerate(choices):
             if ch.resample:
-                again = self.planner.choose(self._query(futures[b], dreams.row(b), batch[b]))
+                again = self.planner.choose(self._query(futures[b], dreams.row(b), batch[b], b))
                 choices[b] = Choice(again.index, again.scores, f"resampled {k}: {again.reason}",
                                     again.refine_last)
                 rows[b] = (cands[b], dreams.take_row(b), k)
@@ -262,7 +267,7 @@ class Controller:
         used = len(range(min(total - 1, round(total * (1 - c.refine_strength))), total))
         out_chosen, out_ref = chosen.copy(), []
         for b in range(len(batch)):
-            scores = self.planner.score(self._query(futures[b], dreams.row(b), batch[b]))
+            scores = self.planner.score(self._query(futures[b], dreams.row(b), batch[b], b))
             before = float(choices[b].scores[choices[b].index])
             kept = bool(scores.max() > before)
             if kept:

@@ -38,6 +38,10 @@ class Dreamer(Protocol):
 
     def dream(self, latent: Any, trajs: np.ndarray) -> Dreams: ...
 
+    def grounding(self, latent: Any) -> np.ndarray | None:
+        """(B, objects, targets) P(object, target | instruction) per row, where the dreamer reads
+        instructions; else None."""
+
 
 class LearnedDreamer:
     """The trained world model behind the Dreamer interface."""
@@ -73,6 +77,9 @@ class LearnedDreamer:
         dev = self.model.obs_norm.centre.device
         return self.model.dream(latent, torch.as_tensor(trajs, dtype=torch.float32, device=dev))
 
+    def grounding(self, latent) -> np.ndarray | None:
+        return None if latent.grounding is None else latent.grounding.detach().float().cpu().numpy()
+
 
 class OracleDreamer:
     """Replays candidates in a shadow copy of each attached environment (simulation only)."""
@@ -83,6 +90,9 @@ class OracleDreamer:
         self.horizon = horizon
         self.envs: list[ReverieEnv] = []
         self._shadow: ReverieEnv | None = None
+
+    def grounding(self, latent) -> None:
+        del latent  # the simulator's progress already knows the instructed cube and pad
 
     def attach(self, envs: list[ReverieEnv]) -> None:
         if not envs:

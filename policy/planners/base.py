@@ -36,6 +36,9 @@ class PlanQuery:
     """The robot's registry name (its workspace sizes), for planners that score positions."""
     dreamer: str | None = None
     """Which dreamer dreamed (``learned``, ``oracle``): the simulator's own progress is exact."""
+    grounding: np.ndarray | None = None
+    """(objects, targets) P(object, target | instruction) as the dreamer read it (instructed tasks
+    with a world model that reads instructions), else None."""
 
 
 @dataclass

@@ -60,6 +60,7 @@ class ValuePlanner:
         d, c = q.dreams, self.cfg
         progress, success = d.progress[0, :, -1], d.success[0].max(-1)
         if c.objective and q.dreamer != "oracle":
+            grounding = q.grounding if grounding is None else grounding
             progress, success = objective_progress(q, grounding) or (progress, success)
         below = d.ee_pos[0, :, :, 2] < c.table_margin
         off_table = (d.object_pos[0, :, :, :, 2] < -0.01).any(-1) if d.object_pos.shape[3] else below * False

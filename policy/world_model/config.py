@@ -9,6 +9,7 @@ from policy.diffusion.config import DEFAULT_OBS_FEATURES
 from sim.data.format import STATE
 
 EE_FEATURE, OBJECTS_FEATURE = "observation.ee_pose", "observation.object_poses"
+GOAL_FEATURE = "observation.goal"
 
 
 @dataclass
@@ -40,11 +41,16 @@ class WorldModelConfig:
     and success depend on which cube and pad the instruction names)."""
     text_buckets: int = 4096
     """Hash buckets of the instruction encoder's word and word-pair vocabulary."""
+    grounding: bool = True
+    """On instructed tasks, also read from the latent which object the instruction names and which
+    target it goes to: P(object, target), trained on the demonstrations' outcomes (the cube that
+    ended on a pad), so a planner can score dreams by the instructed task's progress. Checkpoints
+    from before this option load with it off."""
     pos_scale: float = 10.0
     """Positions enter the loss in units of 1 / pos_scale m (decimetres by default)."""
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "ee_pos": 1.0, "object_pos": 2.0, "holding": 0.5, "touching": 0.5, "progress": 2.0, "success": 1.0,
-        "rank": 10.0})
+        "rank": 10.0, "grounding": 0.5})
     """Weight of each predicted quantity in the training loss; ``rank`` weighs the loss on how
     candidates from the same state differ (oracle-dream groups only)."""
 
@@ -65,7 +71,7 @@ class WorldModelConfig:
                              f"{self.loss_weights}")
 
 
-LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success", "rank")
+LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success", "rank", "grounding")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,11 @@ class WorldShapes:
     n_objects: int
     uses_instruction: bool = False
     """Whether the task's observations carry an instruction the dreams depend on (Sort)."""
+
+    @property
+    def n_targets(self) -> int:
+        """Targets in the goal vector (3 numbers each)."""
+        return self.obs_dims.get(GOAL_FEATURE, 0) // 3
 
     @property
     def obs_dim(self) -> int:

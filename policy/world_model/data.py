@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from policy.dreams import holding_label, touching_label
-from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
+from policy.world_model.config import EE_FEATURE, GOAL_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
 from sim.data.format import ACTION, ENV_TASK, REWARD, SUCCESS, DatasetError
 from sim.data.reader import DemoDataset
 from sim.registry import get_task
@@ -26,6 +26,9 @@ from sim.workspace import WORKSPACES
 
 INSTRUCTIONS = "instructions"
 """Batch key of the per-row instruction strings (instructed tasks only; the one non-tensor entry)."""
+PAIR = "pair"
+"""Batch key of the per-row (object, target) the instruction asked for, as object * targets +
+target, or -1 where unknown (instructed tasks only)."""
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -54,6 +57,10 @@ class DreamTensors:
         text_index = [self._text_ids([ds.task_of(i) for i in range(ds.num_frames)]) if instructed
                       else np.zeros(0, np.int64) for ds in datasets]
         self.text_index = torch.from_numpy(np.concatenate(text_index))
+        pairs = [self._episode_pairs(ds, WORKSPACES[robot]) if instructed else np.zeros(0, np.int64)
+                 for ds in datasets]
+        self.pair = torch.from_numpy(np.concatenate(pairs))
+        """Per row: the (object, target) its episode ended with an object resting on, or -1."""
         parts = [self._gather(ds, cfg, WORKSPACES[robot].cube_half) for ds in datasets]
         offset = 0
         for p in parts:  # episode ids unique across datasets (for held-out splits)
@@ -112,8 +119,12 @@ class DreamTensors:
                 raise DatasetError(f"oracle dreams in {path} were collected before instructions were "
                                    f"recorded, and a {self.shapes.task!r} world model needs them; collect "
                                    "them again with `reverie collect-dreams`")
-            ids = self._text_ids(list(meta["instructions"]))
-            self.text_index = torch.cat([self.text_index, torch.from_numpy(ids)[t["instruction"]]])
+            ids = torch.from_numpy(self._text_ids(list(meta["instructions"])))[t["instruction"]]
+            # the demonstrations say what each instruction asked for; unknown wordings get -1
+            pairs = zip(self.text_index.tolist(), self.pair.tolist(), strict=True)
+            known = {i: p for i, p in pairs if p >= 0}
+            self.pair = torch.cat([self.pair, torch.tensor([known.get(i, -1) for i in ids.tolist()])])
+            self.text_index = torch.cat([self.text_index, ids])
         k = int(meta["k"])
         self.group_size = k
         first = len(self.tensors["obs"]) - len(t["obs"])
@@ -160,6 +171,23 @@ class DreamTensors:
     def __len__(self) -> int:
         return len(self.tensors["obs"])
 
+    @staticmethod
+    def _episode_pairs(ds: DemoDataset, ws) -> np.ndarray:
+        """Per frame: object * targets + target for the object its episode's last frame shows
+        over a target and about to rest on it (the instruction's answer, in a successful
+        demonstration; the last frame is recorded before the step that succeeds), else -1."""
+        if OBJECTS_FEATURE not in ds.data or GOAL_FEATURE not in ds.data:
+            return np.full(ds.num_frames, -1, np.int64)
+        out = np.full(ds.num_frames, -1, np.int64)
+        for lo, hi in ds.episode_bounds:
+            objects = ds.data[OBJECTS_FEATURE][hi - 1].reshape(-1, 7)[:, :3]
+            targets = ds.data[GOAL_FEATURE][hi - 1].reshape(-1, 3)
+            gap = np.linalg.norm(objects[:, None, :2] - targets[None, :, :2], axis=-1)
+            on = (gap < ws.pad_half) & (objects[:, None, 2] < ws.cube_half * 2)  # set down, or nearly
+            if on.sum() == 1:
+                out[lo:hi] = int(np.flatnonzero(on.ravel())[0])
+        return out
+
     def _text_ids(self, texts: list[str]) -> np.ndarray:
         """Indices of ``texts`` in ``self.texts``, adding the new ones."""
         known = {t: i for i, t in enumerate(self.texts)}
@@ -174,4 +202,5 @@ class DreamTensors:
         out: dict = {f: self.tensors[f][index] for f in self.FIELDS}
         if self.shapes.uses_instruction:
             out[INSTRUCTIONS] = [self.texts[i] for i in self.text_index[index].tolist()]
+            out[PAIR] = self.pair[index]
         return out

@@ -24,7 +24,7 @@ from policy.diffusion.normalize import MinMaxNormalizer, obs_action_normalizers
 from policy.diffusion.text import HashedTextEncoder
 from policy.dreams import Dreams
 from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
-from policy.world_model.data import INSTRUCTIONS
+from policy.world_model.data import INSTRUCTIONS, PAIR
 from policy.world_model.kinematics import ToolKinematics
 from robots.registry import get_robot
 from sim.data.format import STATE
@@ -39,6 +39,8 @@ class Latent:
     ee_pos: Tensor
     object_pos: Tensor
     joints: Tensor
+    grounding: Tensor | None = None
+    """(B, objects, targets) P(object, target | instruction), where the model reads instructions."""
 
 
 def build_encoder(cfg: WorldModelConfig, obs_dim: int) -> nn.Sequential:
@@ -96,6 +98,8 @@ class WorldModel(nn.Module):
         if shapes.uses_instruction:
             self.text = HashedTextEncoder(cfg.text_dim, cfg.text_buckets)
             self.text_in = nn.Linear(cfg.text_dim, cfg.latent_dim)
+            if cfg.grounding and n and shapes.n_targets:
+                self.ground_head = nn.Linear(cfg.latent_dim, n * shapes.n_targets)
         if cfg.kinematic:
             self.kinematics = ToolKinematics(get_robot(shapes.robot))
             # tool shift, its x and z axes, each cube's offset in the world and the tool frame
@@ -125,7 +129,11 @@ class WorldModel(nn.Module):
         n = self.shapes.n_objects
         objects = (now[:, self._obj: self._obj + 7 * n].reshape(-1, n, 7)[..., :3] if n
                    else now.new_zeros(len(now), 0, 3))
-        return Latent(z, ee, objects, now[:, self._joints: self._joints + self.shapes.action_dim - 1])
+        grounding = None
+        if hasattr(self, "ground_head"):
+            grounding = self.ground_head(z).softmax(-1).reshape(len(z), n, self.shapes.n_targets)
+        return Latent(z, ee, objects, now[:, self._joints: self._joints + self.shapes.action_dim - 1],
+                      grounding)
 
     def dream(self, latent: Latent, trajs: Tensor) -> Dreams:
         """Raw candidate trajectories (B, K, H, A) from the current step -> their Dreams."""
@@ -191,6 +199,9 @@ class WorldModel(nn.Module):
             "progress": F.mse_loss(out["progress"], batch["progress"]),
             "success": _bce(out["success"], batch["success"]),
         }
+        if hasattr(self, "ground_head") and PAIR in batch and bool((batch[PAIR] >= 0).any()):
+            known = batch[PAIR] >= 0
+            terms["grounding"] = F.cross_entropy(self.ground_head(latent.z[known]), batch[PAIR][known])
         loss = sum(w.get(name, 0.0) * value for name, value in terms.items())
         return loss, {name: float(v.detach()) for name, v in terms.items()}
 

@@ -323,6 +323,8 @@ def test_the_value_planner_scores_learned_dreams_by_the_grounded_tasks_progress(
     progress, _ = objective_progress(q, red_on_yellow)
     assert progress[0] == pytest.approx(progress[4]) and progress[0] > progress[1] > progress[2]
     assert int(np.argmax(value.score(q, red_on_yellow))) in (0, 4)
+    # the world model's own reading, carried by the query, serves the same way
+    assert int(np.argmax(value.score(dataclasses.replace(q, grounding=red_on_yellow)))) in (0, 4)
     oracle = dataclasses.replace(q, dreamer="oracle")
     assert int(np.argmax(value.score(oracle, red_on_yellow))) == 1
     with pytest.raises(ValueError, match="does not match 3 objects and 2 targets"):

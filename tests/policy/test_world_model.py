@@ -20,6 +20,7 @@ from policy.world_model.model import WorldModel
 from sim import keys
 from sim.data.reader import DemoDataset
 from sim.env import ReverieEnv
+from sim.language import CUBE_COLOURS, PAD_COLOURS, parse_instruction
 
 TINY_WM = {"horizon": 8, "latent_dim": 16, "d_model": 16, "layers": 1, "heads": 2}
 
@@ -215,14 +216,19 @@ def test_a_sort_world_model_reads_the_instruction(tmp_path):
     assert data.shapes.uses_instruction and len(data.texts) == 2
     batch = data.batch(torch.arange(4))
     assert len(batch["instructions"]) == 4 and all(isinstance(t, str) for t in batch["instructions"])
+    # each row's (cube, pad) label is what its demonstration did, which is what the words asked
+    for row in (0, len(data) // 2, len(data) - 1):
+        cube, pad = parse_instruction(data.texts[int(data.text_index[row])])
+        assert int(data.pair[row]) == CUBE_COLOURS.index(cube) * 2 + PAD_COLOURS.index(pad)
     wm = _wm(data).eval()
     with pytest.raises(ValueError, match="needs one instruction per observation window"):
         wm.encode(batch["obs"])
     z_a = wm.encode(batch["obs"], ["put the red cube on the blue pad"] * 4).z
     z_b = wm.encode(batch["obs"], ["put the green cube on the yellow pad"] * 4).z
     assert not torch.allclose(z_a, z_b)
-    loss, _ = wm.compute_loss(batch)
-    assert torch.isfinite(loss)
+    assert wm.encode(batch["obs"], batch["instructions"]).grounding.shape == (4, 3, 2)
+    loss, terms = wm.compute_loss(batch)
+    assert torch.isfinite(loss) and terms["grounding"] > 0
     c = WorldModelTrainConfig(data=[str(tmp_path / "sort")], out=str(tmp_path / "wm"),
                               world_model=dict(TINY_WM), steps=3, batch_size=8, log_every=1,
                               warmup_steps=1, val_fraction=0.4, progress=False)
