@@ -164,6 +164,18 @@ class Controller:
                 if d is not None:
                     d.attach(envs)
 
+    def _restated(self, batch: list[Observation]) -> list[Observation]:
+        """What the policy and the dreamer see: each instruction restated in plain words where the
+        planner reads instructions and offers it (``llm_value``); the planner keeps the original."""
+        restate = getattr(self.planner, "restate", None)
+        if restate is None or self.scene is None:
+            return batch
+        out = []
+        for o in batch:
+            plain = restate(o.get(keys.INSTRUCTION), self.scene)
+            out.append(o if plain is None else {**o, keys.INSTRUCTION: plain})
+        return out
+
     def select_action(self, obs: Observation | list[Observation], steps: int | None = None,
                       generator: torch.Generator | None = None,
                       active: np.ndarray | None = None) -> np.ndarray:
@@ -172,8 +184,9 @@ class Controller:
         batched along, and costly dreamers skip them)."""
         batch = [obs] if isinstance(obs, dict) else list(obs)
         self._active = np.ones(len(batch), bool) if active is None else np.asarray(active, bool)
-        self.policy.observe(batch)
-        self._history.append(batch)
+        seen = self._restated(batch)
+        self.policy.observe(seen)
+        self._history.append(seen)
         if not self._queue:
             decisions = self.plan(batch, steps or self.cfg.steps, generator)
             chosen = np.stack([d.chosen for d in decisions])

@@ -222,3 +222,16 @@ def test_a_planner_with_memory_writes_a_lesson_per_episode(policy, tmp_path):
     lessons = [json.loads(x) for x in store.read_text().splitlines()]
     assert [x["episode"] for x in sorted(lessons, key=lambda x: x["episode"])] == [5, 6]
     assert all(x["task"] == "push" and x["why"] for x in lessons)
+
+
+def test_the_policy_sees_the_planners_restatement_and_the_planner_the_original(policy):
+    class Restates(ValuePlanner):
+        def restate(self, instruction, vocab):
+            return None if instruction is None else f"put the {vocab.objects[0]} on the {vocab.targets[0]}"
+
+    ctrl = Controller(policy, OracleDreamer(8), Restates(), ControllerConfig(k=2))
+    original = {keys.INSTRUCTION: "shove the scarlet thing over there", "other": 1}
+    (seen,) = ctrl._restated([original])
+    assert seen[keys.INSTRUCTION] == "put the red cube on the green pad" and seen["other"] == 1
+    assert original[keys.INSTRUCTION] == "shove the scarlet thing over there"  # not rewritten in place
+    assert ctrl._restated([{"other": 1}]) == [{"other": 1}]

@@ -350,3 +350,16 @@ def test_pick_place_progress_is_computed_from_a_dream_that_sets_the_cube_down_on
     progress, success = objective_progress(q)
     np.testing.assert_allclose(progress, [1.0, 0.2 * (1 - 0.1 / 0.2)])
     np.testing.assert_allclose(success, [1.0, 0.0])
+
+
+def test_llm_value_restates_the_instruction_in_plain_words_for_the_policy():
+    def reads_lime_as_green(prompt, options):
+        return [5.0 if "lime" in prompt and o == " green cube on the blue pad" else 0.0 for o in options]
+
+    planner = LLMValuePlanner(LLMConfig(), Scripted(logprobs=reads_lime_as_green))
+    assert planner.restate("could you drop the lime box onto the navy tile", SORT) == \
+        "put the green cube on the blue pad"
+    assert planner.restate(None, SORT) is None
+    assert planner.stats.consulted == 1 and planner.stats.cached == 0  # restating is not a decision
+    off = LLMValuePlanner(LLMConfig(restate=False), Scripted(logprobs=reads_lime_as_green))
+    assert off.restate("could you drop the lime box onto the navy tile", SORT) is None

@@ -38,6 +38,11 @@ class LLMConfig:
     """Lesson store (a JSONL file) shared across episodes; none: no memory."""
     language_weight: float = 2.0
     """llm_value: weight of log P(instruction satisfied) added to the value score."""
+    restate: bool = True
+    """llm_value: hand the policy and the world model the instruction restated in plain words
+    ("put the red cube on the yellow pad", the pair the model reads as most likely), because their
+    word encoders know only the phrasings they were trained on. The planner still reads the
+    original."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_NAMES:

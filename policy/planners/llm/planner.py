@@ -210,14 +210,26 @@ class LLMValuePlanner(_Reading):
 
     def grounding(self, q: PlanQuery) -> np.ndarray | None:
         """P(object, target | instruction), or None without an instruction or a working model."""
-        if not q.instruction:
+        return self._read(q.instruction, _scene(q))
+
+    def restate(self, instruction: str | None, vocab: SceneVocabulary) -> str | None:
+        """The instruction in plain words, as the model reads it (``LLMConfig.restate``), for the
+        policy and the world model; None when off, without an instruction or a working model."""
+        p = self._read(instruction, vocab, count_cached=False) if self.cfg.restate else None
+        if p is None:
             return None
-        vocab = _scene(q)
+        i, t = np.unravel_index(int(np.argmax(p)), p.shape)
+        return f"put the {vocab.objects[i]} on the {vocab.targets[t]}"
+
+    def _read(self, instruction: str | None, vocab: SceneVocabulary,
+              count_cached: bool = True) -> np.ndarray | None:
+        if not instruction:
+            return None
         grounder = self._grounders.setdefault(vocab, Grounder(self.backend, vocab, self.cfg.timeout_s))
-        fresh = not grounder.knows(q.instruction)
+        fresh = not grounder.knows(instruction)
         t0 = time.perf_counter()
         try:
-            p = grounder(q.instruction)
+            p = grounder(instruction)
         except (BackendError, AnswerError, ValueError, KeyError) as e:
             self.stats.fallbacks["grounding"] += 1
             log.warning("could not read the instruction with the language model (%s); value only", e)
@@ -225,7 +237,7 @@ class LLMValuePlanner(_Reading):
         if fresh:
             self.stats.consulted += 1
             self.stats.latency_ms.append((time.perf_counter() - t0) * 1e3)
-        else:
+        elif count_cached:
             self.stats.cached += 1
         return p
 
