@@ -118,7 +118,8 @@ def cmd_eval(overrides: list[str]) -> None:
             if c.world_model else None
         dreamer = make_dreamer(c.dreamer, wm, wm.cfg.horizon if wm else policy.cfg.horizon)
         audit = OracleDreamer(dreamer.horizon) if c.audit else None
-        settings = dataclasses.asdict(c.llm) if c.planner.startswith("llm") else {}
+        value = dataclasses.asdict(c.value)
+        settings = {**dataclasses.asdict(c.llm), "value": value} if c.planner.startswith("llm") else value
         controller = Controller(policy, dreamer, make_planner(c.planner, **settings),
                                 ControllerConfig(c.k, c.refine, c.refine_candidates, c.refine_strength),
                                 audit)

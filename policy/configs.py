@@ -10,6 +10,7 @@ from hydra.core.config_store import ConfigStore
 from policy.deploy.config import NodeConfig
 from policy.diffusion.config import DiffusionConfig
 from policy.planners.llm.config import LLMConfig
+from policy.planners.value import ValuePlannerConfig
 from policy.world_model.config import WorldModelConfig
 from robots.registry import get_robot
 from robots.safety import SafetyConfig
@@ -322,6 +323,9 @@ class EvalConfig:
     """Sort only: familiar (as in the demonstrations) or novel instructions (held-out words)."""
     llm: LLMConfig = field(default_factory=LLMConfig)
     """Settings of planner=llm or llm_value (llm.backend=openai llm.base_url=... llm.memory=FILE)."""
+    value: ValuePlannerConfig = field(default_factory=ValuePlannerConfig)
+    """Settings of the value score, alone or inside llm / llm_value (value.objective=false
+    value.jerk=1.0 ...)."""
     rerun: str | None = None
     """Record episodes to rerun: PATH.rrd, spawn (open a viewer) or a viewer URL (rerun+http://...)."""
     rerun_episodes: int = 3

@@ -50,3 +50,10 @@ def test_bench_expert_prints_json(capsys, tmp_path):
     result = json.loads(out.read_text())
     assert {"success_rate", "episodes", "task", "robot", "ci95"} <= set(result)
     assert result["episodes"] == 4 and result["success_rate"] == 1.0
+
+
+def test_value_settings_compose_and_are_checked():
+    c = load_config("eval", ["planner=value", "dreamer=oracle", "value.objective=false", "value.jerk=1.0"])
+    assert not c.value.objective and c.value.jerk == 1.0
+    with pytest.raises(ValueError, match="weight jerk must be >= 0"):
+        load_config("eval", ["value.jerk=-1"])
