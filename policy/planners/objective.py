@@ -21,7 +21,7 @@ import numpy as np
 
 from policy.planners.base import PlanQuery
 from sim import keys
-from sim.tasks.base import staged_carry_progress
+from sim.tasks.base import rests_on, staged_carry_progress
 from sim.workspace import WORKSPACES
 
 FIXED_PAIR = {"pick_place": (0, 0)}
@@ -59,8 +59,7 @@ def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None
     for c, t in zip(*np.nonzero(weights >= MIN_WEIGHT), strict=True):
         target = goal[t, :2]
         cube = d["object_pos"][:, :, c]  # (K, H, 3)
-        resting = ((np.linalg.norm(cube[..., :2] - target, axis=-1) < ws.pad_half)
-                   & (cube[..., 2] < ws.cube_half * 1.3) & (d["holding"][:, :, c] < 0.5))
+        resting = rests_on(cube, target, ws, d["holding"][:, :, c] < 0.5)
         start = float(np.linalg.norm(cubes_now[c, :2] - target))
         progress += weights[c, t] * staged_carry_progress(d["ee_pos"][:, -1], cube[:, -1], target, start,
                                                           ws.cube_half, resting[:, -1])

@@ -78,16 +78,23 @@ class Task(ABC):
     # ---- helpers shared by the tasks ---------------------------------------------------
     def resting_on(self, scene: Scene, cube: str, target_xy: np.ndarray) -> bool:
         """Cube centred within the pad, lying on the table, and let go of by the robot."""
-        pos = scene.object_pose(cube)[:3]
-        on_pad = np.linalg.norm(pos[:2] - target_xy) < self.ws.pad_half
-        on_table = pos[2] < self.ws.cube_half * 1.3
-        return bool(on_pad and on_table and not scene.in_contact(cube, scene.robot_bodies))
+        placed = bool(rests_on(scene.object_pose(cube)[:3], target_xy, self.ws, True))
+        return placed and not scene.in_contact(cube, scene.robot_bodies)  # contacts only when placed
 
     def carry_progress(self, scene: Scene, cube: str, target_xy: np.ndarray,
                        start_dist: float) -> float:
         """Staged progress for pick-and-place: reach 0.2, lift 0.2, carry 0.5, place 0.1."""
         return float(staged_carry_progress(scene.ee_pos(), scene.object_pose(cube)[:3], target_xy, start_dist,
                                            self.ws.cube_half, self.resting_on(scene, cube, target_xy)))
+
+
+def rests_on(cube: np.ndarray, target_xy: np.ndarray, ws: Workspace, released: np.ndarray | bool
+             ) -> np.ndarray:
+    """Whether cubes (..., 3) rest on the target: centred within the pad, lying on the table, and
+    ``released`` (...) by the robot. From positions alone, so that the simulator and a planner
+    scoring *dreamed* positions share one definition."""
+    on_pad = np.linalg.norm(cube[..., :2] - target_xy, axis=-1) < ws.pad_half
+    return on_pad & (cube[..., 2] < ws.cube_half * 1.3) & released
 
 
 def staged_carry_progress(ee: np.ndarray, cube: np.ndarray, target_xy: np.ndarray, start_dist: float,
