@@ -346,13 +346,48 @@ def _propose_every_pair(env, obs: dict, robot: str, horizon: int, seed: int):
 
 
 def bench_memory(robot: str, llm_settings: dict[str, Any], store_dir: str, episodes: int = 40,
-                 horizon: int = 60, seed: int = 30_000) -> dict[str, Any]:
+                 horizon: int = 60, seed: int = 30_000, repeats: int = 1, block: int = 5) -> dict[str, Any]:
     """Consecutive Sort decisions with a world model that is systematically wrong: its dreams mix
     up the red and the green cube. ``llm_value`` with memory off and on (a fresh lesson store)
     chooses among the six expert-proposed futures (see ``bench_grounding``); after each episode
-    the planner with memory writes what its choice really did. Success per episode, per arm."""
+    the planner with memory writes what its choice really did. Success per episode, per arm;
+    ``repeats`` runs on other start states, each from an empty store, give the learning curve
+    (mean success per ``block`` of consecutive episodes) and whether the language model read the
+    instruction right (the ceiling no lesson can lift)."""
+    from policy.planners.llm.config import LLMConfig
+    from policy.planners.llm.planner import LLMValuePlanner
+
+    wins: dict[str, list[list[int]]] = {"memory_off": [], "memory_on": []}
+    read_right: list[list[int]] = []
+    reader = LLMValuePlanner(LLMConfig(**{**llm_settings, "memory": None}))
+    for r in range(repeats):
+        got, read = _memory_run(robot, llm_settings, reader, Path(store_dir) / f"lessons_{r}.jsonl",
+                                episodes, horizon, seed + 10_000 * r)
+        for arm, w in got.items():
+            wins[arm].append(w)
+        read_right.append(read)
+    n_blocks = episodes // block
+    read = np.asarray(read_right, dtype=bool)
+
+    def summary(w: list[list[int]]) -> dict[str, Any]:
+        a = np.asarray(w, dtype=float)  # (repeats, episodes)
+        return {"success": float(a.mean()),
+                "curve": [float(a[:, b * block:(b + 1) * block].mean()) for b in range(n_blocks)],
+                "first_block": float(a[:, :block].mean()), "after_first_block": float(a[:, block:].mean()),
+                "when_read_right": float(a[read].mean()) if read.any() else None,
+                "per_episode": w}
+
+    return {"task": "sort", "robot": robot, "episodes": episodes, "repeats": repeats, "block": block,
+            "horizon": horizon, "error": "dreams swap the red and the green cube",
+            "instruction_read_right": float(read.mean()),
+            "results": {arm: summary(w) for arm, w in wins.items()}, "machine": machine()}
+
+
+def _memory_run(robot: str, llm_settings: dict[str, Any], reader, store: Path, episodes: int,
+                horizon: int, seed: int) -> tuple[dict[str, list[int]], list[int]]:
+    """One run of ``bench_memory`` from an empty ``store``: per arm, 1 per episode it got right;
+    and 1 per episode whose instruction the language model read as the right cube and pad."""
     import dataclasses
-    from pathlib import Path
 
     from policy.planners.base import PlanQuery
     from policy.planners.llm.describe import outcomes
@@ -362,16 +397,18 @@ def bench_memory(robot: str, llm_settings: dict[str, Any], store_dir: str, episo
     from sim.language import SceneVocabulary
 
     vocab = SceneVocabulary.for_task("sort", robot)
-    store = Path(store_dir) / "lessons.jsonl"
     store.unlink(missing_ok=True)
     arms = {"memory_off": make_planner("llm_value", **{**llm_settings, "memory": None}),
             "memory_on": make_planner("llm_value", **{**llm_settings, "memory": str(store)})}
     pairs = _pairs()
     env = ReverieEnv("sort", robot, max_episode_steps=10**6)
     wins: dict[str, list[int]] = {a: [] for a in arms}
+    read: list[int] = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         want = (env.task.cube_colour, env.task.pad_colour)
+        p = reader.grounding(PlanQuery(np.zeros((1, 1, 1)), None, obs[keys.INSTRUCTION], scene=vocab))
+        read.append(int(p is not None and pairs[int(np.argmax(p))] == want))
         trajs, true = _propose_every_pair(env, obs, robot, horizon, i)
         swap = [1, 0, 2]
         wrong = dataclasses.replace(true, object_pos=true.object_pos[..., swap, :],
@@ -384,13 +421,9 @@ def bench_memory(robot: str, llm_settings: dict[str, Any], store_dir: str, episo
             ok = pairs[j] == want
             wins[name].append(int(ok))
             if planner.memory is not None:
+                meant = planner.intended(said[j], obs[keys.INSTRUCTION], vocab, "sort")
                 planner.memory.add(Lesson("sort", obs[keys.INSTRUCTION], said[j].text(vocab), 0.0, ok,
-                                          f"it really {real[j].text(vocab)}", i, said[j].obj, real[j].obj))
+                                          f"it really {real[j].text(vocab)}", i, said[j].obj, real[j].obj,
+                                          meant))
     env.close()
-    half = episodes // 2
-    return {"task": "sort", "robot": robot, "episodes": episodes, "horizon": horizon,
-            "error": "dreams swap the red and the green cube",
-            "results": {a: {"success": float(np.mean(w)), "first_half": float(np.mean(w[:half])),
-                            "second_half": float(np.mean(w[half:])), "per_episode": w}
-                        for a, w in wins.items()},
-            "machine": machine()}
+    return wins, read

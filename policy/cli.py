@@ -190,7 +190,8 @@ def cmd_bench(overrides: list[str]) -> None:
     elif kind == "memory":
         from policy.benchmarks import bench_memory
 
-        r = bench_memory(c.robot, dataclasses.asdict(c.llm), c.store_dir, c.episodes, c.horizon)
+        r = bench_memory(c.robot, dataclasses.asdict(c.llm), c.store_dir, c.episodes, c.horizon,
+                         repeats=c.repeats, block=c.block)
     elif kind == "grounding":
         from policy.benchmarks import bench_grounding
 

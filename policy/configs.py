@@ -507,13 +507,20 @@ class BenchMemoryConfig:
     horizon: int = 60
     llm: LLMConfig = field(default_factory=LLMConfig)
     store_dir: str = "runs/memory"
-    """Where the fresh lesson store is written."""
+    """Where the fresh lesson stores are written (one per repeat)."""
+    repeats: int = 1
+    """Independent runs on other start states, each from an empty store: the learning curve is
+    their mean success per episode index."""
+    block: int = 5
+    """Episodes per point of the reported learning curve."""
     out: str | None = None
 
     def __post_init__(self) -> None:
         get_robot(self.robot)
         if self.episodes < 2 or self.horizon < 8:
             raise ValueError("episodes must be >= 2 and horizon >= 8")
+        if self.repeats < 1 or not 1 <= self.block <= self.episodes:
+            raise ValueError("repeats must be >= 1 and block between 1 and episodes")
 
 
 @dataclass

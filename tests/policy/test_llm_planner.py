@@ -4,6 +4,7 @@ llama.cpp server on loopback."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -186,8 +187,16 @@ def test_lessons_persist_are_retrieved_and_calibrate(tmp_path):
     assert len(got) == 2 and all(x.task == "sort" for x in got) and got[0].episode == 2
     assert again.calibration("sort", "grasps the red cube", 0.9) == pytest.approx((1.8 + 1) / 5)
     assert again.calibration("sort", "never seen", 0.9) == pytest.approx(0.9)
+    # a plan not meant to do what was asked, or one that acted on another object than dreamed,
+    # says nothing about the dream's promise
+    again.add(Lesson("sort", "x", "grasps the red cube", 0.9, False, "", 4, intended=False))
+    again.add(Lesson("sort", "x", "grasps the red cube", 0.9, False, "", 5, dreamed_obj=0, actual_obj=1))
+    assert again.calibration("sort", "grasps the red cube", 0.9) == pytest.approx((1.8 + 1) / 5)
+    again.add(Lesson("sort", "x", "grasps the red cube", 0.9, False, "", 6, dreamed_obj=0, actual_obj=0,
+                     intended=True))
+    assert again.calibration("sort", "grasps the red cube", 0.9) == pytest.approx((1.8 + 1) / 6)
     path.write_text(path.read_text() + "{not json\n")
-    with pytest.raises(ValueError, match="line 5 is corrupt"):
+    with pytest.raises(ValueError, match="line 8 is corrupt"):
         LessonStore(path)
 
 
@@ -211,6 +220,33 @@ def test_memory_corrects_a_world_model_that_mixes_objects_up(tmp_path):
     assert planner.choose(_query("could you drop the ruby... green brick onto the amber tile")).index == 0
     plain = LLMValuePlanner(LLMConfig(), Scripted(logprobs=reads_yellow))
     assert plain.choose(_query("could you drop the ruby... green brick onto the amber tile")).index != 0
+    # the value term reads the dreams through the same correction: scored by the dreamed
+    # positions, carrying the dream's "red" cube to the yellow pad is what was asked
+    q = dataclasses.replace(_query("could you drop the ruby... green brick onto the amber tile"),
+                            robot="panda")
+    assert planner.terms(q)["value"][0] > plain.terms(q)["value"][0]
+    assert planner.intended(outcomes(q.dreams, q.observation, SORT)[0], q.instruction, SORT, "sort")
+    assert not plain.intended(outcomes(q.dreams, q.observation, SORT)[0], q.instruction, SORT, "sort")
+
+
+def test_lessons_recalibrate_the_success_the_value_planner_counted(tmp_path):
+    """Memory moves a candidate's score by at most the success weight: from the success the
+    value planner counted to the rate the lessons saw, never by an unbounded log ratio."""
+    store = LessonStore(tmp_path / "lessons.jsonl")
+    dreams = _sort_dreams()
+    q = _query()
+    said = outcomes(dreams, q.observation, SORT)[2].text(SORT)  # reaches the green cube
+    for i in range(6):
+        store.add(Lesson("sort", "y", said, 0.0, True, "", i, 1, 1, True))
+
+    def reads_red_to_yellow(prompt, options):
+        asked = "put the red" in prompt
+        return [0.0 if not asked or "red cube on the yellow" in o else -6.0 for o in options]
+
+    planner = LLMValuePlanner(LLMConfig(memory=str(store.path)), Scripted(logprobs=reads_red_to_yellow))
+    t = planner.terms(q)
+    assert 0 < t["memory"][2] <= planner.value.cfg.success and (t["memory"][[0, 1, 3, 4]] == 0).all()
+    assert planner.choose(q).index in (0, 4)  # a past success elsewhere does not outweigh the instruction
 
 
 def test_the_config_names_bad_settings():
@@ -299,17 +335,20 @@ def test_bench_memory_runs_both_arms_on_the_same_episodes(tmp_path):
     from policy.cli import main
 
     out = tmp_path / "memory.json"
-    assert main(["bench", "memory", "episodes=2", "horizon=8", f"store_dir={tmp_path}", f"out={out}"]) == 0
-    r = json.loads(out.read_text())["results"]
-    assert set(r) == {"memory_off", "memory_on"} and len(r["memory_on"]["per_episode"]) == 2
-    assert len((tmp_path / "lessons.jsonl").read_text().splitlines()) == 2
+    assert main(["bench", "memory", "episodes=2", "block=1", "horizon=8", f"store_dir={tmp_path}",
+                 f"out={out}"]) == 0
+    got = json.loads(out.read_text())
+    r = got["results"]
+    assert set(r) == {"memory_off", "memory_on"} and len(r["memory_on"]["per_episode"]) == 1
+    assert len(r["memory_on"]["per_episode"][0]) == 2 and 0 <= got["instruction_read_right"] <= 1
+    assert len(r["memory_on"]["curve"]) == 2 // got["block"]
+    assert len((tmp_path / "lessons_0.jsonl").read_text().splitlines()) == 2
 
 
 def test_the_value_planner_scores_learned_dreams_by_the_grounded_tasks_progress():
     """With a grounding, progress comes from the dreamed positions of the named cube and pad; the
     progress head (which here prefers carrying red to the *blue* pad) only stands without one,
     and simulator dreams keep it."""
-    import dataclasses
 
     from policy.planners.objective import objective_progress
     from policy.planners.value import ValuePlanner

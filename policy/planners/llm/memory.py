@@ -41,6 +41,9 @@ class Lesson:
     """Object the dream said the executed plan would act on (index into the scene's objects)."""
     actual_obj: int | None = None
     """Object it really acted on, when that is known (None: unknown or nothing)."""
+    intended: bool | None = None
+    """Whether the executed plan was meant to do what the instruction asks, as the planner read
+    it (None: not recorded). Only such episodes say whether the dream's promise held."""
     version: int = LESSON_VERSION
 
     def text(self) -> str:
@@ -104,6 +107,12 @@ class LessonStore:
 
     def calibration(self, task: str, chosen: str, prior: float, strength: float = 2.0) -> float:
         """P(success) for an option reading ``chosen``: the dream's ``prior`` updated by how often
-        that outcome really succeeded (a Beta prior worth ``strength`` episodes)."""
-        seen = [x.success for x in self.lessons if x.task == task and x.chosen == chosen]
+        that outcome really succeeded (a Beta prior worth ``strength`` episodes).
+
+        Only episodes that say something about the dream's promise count: the plan was meant to do
+        what was asked (not ``intended is False``), and it acted on the object the dream said (a
+        mix-up of objects is ``object_correction``'s lesson, not a broken promise)."""
+        seen = [x.success for x in self.lessons
+                if x.task == task and x.chosen == chosen and x.intended is not False
+                and (x.dreamed_obj is None or x.actual_obj is None or x.dreamed_obj == x.actual_obj)]
         return (prior * strength + sum(seen)) / (strength + len(seen))

@@ -93,11 +93,18 @@ class _Reading:
         dreams = Dreams(**{k: v[None] for k, v in last.dreams.items()})
         found = outcomes(dreams, last.observations[-1], vocab)[last.choice]
         predicted = float(np.mean([d.dreams["success"][d.choice].max() for d in decisions]))
-        lesson = Lesson(task, last.observations[-1].get(keys.INSTRUCTION) or "", found.text(vocab),
-                        predicted, success, _why(found, vocab, final_obs, predicted, success), episode,
-                        found.obj, _moved_most(last.observations[-1], final_obs))
+        instruction = last.observations[-1].get(keys.INSTRUCTION) or ""
+        lesson = Lesson(task, instruction, found.text(vocab), predicted, success,
+                        _why(found, vocab, final_obs, predicted, success), episode, found.obj,
+                        _moved_most(last.observations[-1], final_obs),
+                        self.intended(found, instruction, vocab, task))
         self.memory.add(lesson)
         return lesson
+
+    def intended(self, found: Outcome, instruction: str, vocab: SceneVocabulary, task: str) -> bool | None:
+        """Whether a plan dreamed to do ``found`` was meant to do what ``instruction`` asks
+        (None: this planner does not read instructions into objects)."""
+        return None
 
     def lessons(self, task: str, query: str) -> list[str]:
         if self.memory is None:
@@ -241,6 +248,18 @@ class LLMValuePlanner(_Reading):
             self.stats.cached += 1
         return p
 
+    def intended(self, found: Outcome, instruction: str, vocab: SceneVocabulary, task: str) -> bool | None:
+        p = self._read(instruction, vocab, count_cached=False)
+        if p is None:
+            return None
+        if found.obj is None:
+            return False
+        obj = found.obj
+        if self.memory is not None:
+            obj = int(np.argmax(self.memory.object_correction(task, p.shape[0])[obj]))
+        want_obj, want_target = np.unravel_index(int(np.argmax(p)), p.shape)
+        return bool(obj == want_obj and found.target in (None, want_target))
+
     def likelihood(self, found: list[Outcome], p: np.ndarray) -> np.ndarray:
         """P(instruction satisfied | outcome) per candidate from the grounding ``p``."""
         n_obj, n_tgt = p.shape
@@ -253,19 +272,21 @@ class LLMValuePlanner(_Reading):
     def terms(self, q: PlanQuery) -> dict[str, np.ndarray]:
         vocab = _scene(q)
         p = self.grounding(q)
-        scores = self.value.score(q, p)  # the value of the future the instruction asks for
         dreamed = found = outcomes(q.dreams, q.observation, vocab)
         mem = np.zeros(len(found))
+        asked = p  # P(dreamed object, target): what the instruction asks of each object the dream shows
         if self.memory is not None and p is not None:  # act on what the dreams have meant so far
             fix = self.memory.object_correction(q.task or "", p.shape[0])
             found = [o if o.obj is None else dataclasses.replace(o, obj=int(np.argmax(fix[o.obj])))
                      for o in found]
+            asked = fix @ p  # dreamed object i is really object fix[i]
+        scores = self.value.score(q, asked)  # the value of the future the instruction asks for
         lang = self.likelihood(found, p) if p is not None else np.ones(len(found))
         if self.memory is not None:  # lessons are filed under what the dream said
-            prior = q.dreams.success[0].max(-1)
-            for j, o in enumerate(dreamed):
+            prior = self.value.terms(q, asked)["success"]
+            for j, o in enumerate(dreamed):  # the success the value planner counted, recalibrated
                 cal = self.memory.calibration(q.task or "", o.text(vocab), float(prior[j]))
-                mem[j] = np.log(cal + FLOOR) - np.log(prior[j] + FLOOR)
+                mem[j] = self.value.cfg.success * (cal - prior[j])
         return {"value": scores, "language": lang, "memory": mem,
                 "outcomes": np.array([o.text(vocab) for o in found])}
 
