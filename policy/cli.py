@@ -90,11 +90,13 @@ def cmd_train_world_model(overrides: list[str]) -> None:
 
 def cmd_collect_dreams(overrides: list[str]) -> None:
     from policy.checkpoint import load_policy
+    from policy.evaluation import Displacement
     from policy.world_model.oracle_data import collect_oracle_dreams
 
     c = load_config("collect_dreams", overrides)
     policy = load_policy(c.checkpoint, device=c.device)
-    _print_json(collect_oracle_dreams(policy, c.out, c.episodes, c.seed, c.k, c.batch))
+    displace = Displacement(c.displace_step, c.displace_cm) if c.displace_step else None
+    _print_json(collect_oracle_dreams(policy, c.out, c.episodes, c.seed, c.k, c.batch, displace=displace))
 
 
 def cmd_eval(overrides: list[str]) -> None:

@@ -269,10 +269,17 @@ class CollectDreamsConfig:
     """Episodes in lockstep."""
     device: str = "cpu"
     """cpu or cuda."""
+    displace_step: int | None = None
+    """Also show the world model a cube moved mid-episode: at this control step the cube jumps
+    ``displace_cm`` in a seeded direction (as `reverie eval`'s hard setting does)."""
+    displace_cm: float = 6.0
+    """Distance of the mid-episode displacement, cm."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.k < 1 or self.batch < 1:
             raise ValueError("episodes, k and batch must be >= 1")
+        if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
+            raise ValueError("displace_step must be >= 1 and displace_cm > 0")
 
 
 @dataclass

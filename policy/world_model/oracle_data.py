@@ -12,9 +12,10 @@ the distinct ``instructions``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from policy.planners.base import Choice, PlanQuery
 from policy.world_model.config import DEFAULT_OBS_FEATURES
 from sim import keys
 from sim.data.format import DatasetError
+
+if TYPE_CHECKING:
+    from policy.evaluation import Displacement
 
 TENSORS, META = "dreams.safetensors", "dreams.json"
 
@@ -82,8 +86,10 @@ class _Recorder:
 
 
 def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: int, seed: int, k: int = 16,
-                          batch: int = 25, progress: bool = True) -> dict[str, Any]:
-    """Run ``episodes`` policy episodes from ``seed``, recording every decision's K true futures."""
+                          batch: int = 25, progress: bool = True, displace: Displacement | None = None
+                          ) -> dict[str, Any]:
+    """Run ``episodes`` policy episodes from ``seed``, recording every decision's K true futures;
+    ``displace`` moves the cube mid-episode, so the futures include plans gone stale."""
     from policy.evaluation import evaluate
 
     out = Path(out)
@@ -92,14 +98,15 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
     controller = Controller(policy, OracleDreamer(policy.cfg.horizon), FirstCandidate(),
                             ControllerConfig(k=k))
     result = evaluate(policy, episodes, seed, batch=batch, progress=progress, controller=controller,
-                      on_decisions=recorder)
+                      on_decisions=recorder, displace=displace)
     tensors = recorder.arrays()
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, out / TENSORS)
     meta = {"task": policy.shapes.task, "robot": policy.shapes.robot, "obs_dims": obs_dims,
             "n_obs_steps": policy.cfg.n_obs_steps, "decisions": recorder.groups,
             "trajectories": int(tensors["action"].shape[0]), "k": k, "episodes": episodes, "seed": seed,
-            "policy_success_rate": result["success_rate"], "instructions": recorder.texts}
+            "policy_success_rate": result["success_rate"], "instructions": recorder.texts,
+            "displace": dataclasses.asdict(displace) if displace else None}
     (out / META).write_text(json.dumps(meta, indent=2))
     return {"out": str(out), **meta, "seconds": result["seconds"]}
 

@@ -175,6 +175,25 @@ def test_oracle_dream_data_trains_the_world_model(push_run, push_data, tmp_path)
         DreamTensors([DemoDataset(push_data)], cfg, [str(tmp_path)])
 
 
+def test_oracle_dreams_can_show_a_cube_moved_mid_episode(push_run, tmp_path):
+    from policy.checkpoint import load_policy
+    from policy.configs import CollectDreamsConfig
+    from policy.evaluation import Displacement
+    from policy.world_model.oracle_data import collect_oracle_dreams as collect
+    from policy.world_model.oracle_data import load_oracle_dreams
+
+    policy = load_policy(push_run)
+    moved = collect(policy, tmp_path / "moved", episodes=1, seed=5, k=2, batch=1, progress=False,
+                    displace=Displacement(step=3, cm=5.0))
+    still = collect(policy, tmp_path / "still", episodes=1, seed=5, k=2, batch=1, progress=False)
+    assert moved["displace"] == {"step": 3, "cm": 5.0} and still["displace"] is None
+    _, a = load_oracle_dreams(tmp_path / "moved")
+    _, b = load_oracle_dreams(tmp_path / "still")
+    assert not torch.equal(a["object_pos"], b["object_pos"])  # the later decisions see the cube elsewhere
+    with pytest.raises(ValueError, match="displace_step"):
+        CollectDreamsConfig(displace_step=0)
+
+
 def test_a_policy_conditioned_on_the_world_models_latent_saves_and_loads(push_data, push_wm, tmp_path):
     from policy.checkpoint import load_policy
     from policy.configs import TrainConfig
