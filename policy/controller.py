@@ -172,7 +172,8 @@ class Controller:
             return batch
         out = []
         for o in batch:
-            plain = restate(o.get(keys.INSTRUCTION), self.scene)
+            text = o.get(keys.INSTRUCTION)
+            plain = restate(text, self.scene, None if text is None else self.dreamer.reads(text))
             out.append(o if plain is None else {**o, keys.INSTRUCTION: plain})
         return out
 
@@ -236,9 +237,10 @@ class Controller:
     def _query(self, futures: np.ndarray, dreams: Dreams, obs: Observation, row: int) -> PlanQuery:
         """Row ``row``'s query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
         grounding = None if self._grounding is None else self._grounding[row]
-        return PlanQuery(futures, dreams, obs.get(keys.INSTRUCTION), obs, self._limits,
-                         self.policy.shapes.task, self.scene, self.policy.shapes.robot, self.dreamer.name,
-                         grounding)
+        text = obs.get(keys.INSTRUCTION)
+        return PlanQuery(futures, dreams, text, obs, self._limits, self.policy.shapes.task, self.scene,
+                         self.policy.shapes.robot, self.dreamer.name, grounding,
+                         None if text is None else self.dreamer.reads(text))
 
     def _resample(self, batch, choices, rows, latent, steps, generator):
         """Rows whose planner asked for fresh candidates get them (one batched call for all rows, of

@@ -42,6 +42,10 @@ class Dreamer(Protocol):
         """(B, objects, targets) P(object, target | instruction) per row, where the dreamer reads
         instructions; else None."""
 
+    def reads(self, instruction: str) -> bool | None:
+        """Whether the dreamer's own reading of ``instruction`` can be trusted (every word was in
+        its training instructions); None where it does not read instructions or cannot tell."""
+
 
 class LearnedDreamer:
     """The trained world model behind the Dreamer interface."""
@@ -80,6 +84,10 @@ class LearnedDreamer:
     def grounding(self, latent) -> np.ndarray | None:
         return None if latent.grounding is None else latent.grounding.detach().float().cpu().numpy()
 
+    def reads(self, instruction: str) -> bool | None:
+        shapes = self.model.shapes
+        return shapes.reads(instruction) if shapes.uses_instruction else None
+
 
 class OracleDreamer:
     """Replays candidates in a shadow copy of each attached environment (simulation only)."""
@@ -93,6 +101,9 @@ class OracleDreamer:
 
     def grounding(self, latent) -> None:
         del latent  # the simulator's progress already knows the instructed cube and pad
+
+    def reads(self, instruction: str) -> None:
+        del instruction  # see grounding
 
     def attach(self, envs: list[ReverieEnv]) -> None:
         if not envs:

@@ -17,9 +17,13 @@ from torch import Tensor, nn
 _WORD = re.compile(r"[a-z]+")
 
 
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
 def tokens(text: str) -> list[str]:
-    words = _WORD.findall(text.lower())
-    return words + [f"{a}_{b}" for a, b in itertools.pairwise(words)]
+    ws = words(text)
+    return ws + [f"{a}_{b}" for a, b in itertools.pairwise(ws)]
 
 
 class HashedTextEncoder(nn.Module):

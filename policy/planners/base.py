@@ -39,6 +39,9 @@ class PlanQuery:
     grounding: np.ndarray | None = None
     """(objects, targets) P(object, target | instruction) as the dreamer read it (instructed tasks
     with a world model that reads instructions), else None."""
+    dreamer_reads: bool | None = None
+    """Whether every word of the instruction was in the dreamer's training instructions, so its
+    ``grounding`` is a reading it was trained for (None: it cannot tell)."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy.diffusion.config import DEFAULT_OBS_FEATURES
+from policy.diffusion.text import words
 from sim.data.format import STATE
 
 EE_FEATURE, OBJECTS_FEATURE = "observation.ee_pose", "observation.object_poses"
@@ -86,6 +87,15 @@ class WorldShapes:
     n_objects: int
     uses_instruction: bool = False
     """Whether the task's observations carry an instruction the dreams depend on (Sort)."""
+    vocabulary: tuple[str, ...] = ()
+    """Every word of the instructions it was trained on (empty: not recorded)."""
+
+    def reads(self, instruction: str) -> bool | None:
+        """Whether every word of ``instruction`` was in the training instructions (a reading the
+        model can be trusted with); None where the vocabulary was not recorded."""
+        if not self.vocabulary:
+            return None
+        return set(words(instruction)) <= set(self.vocabulary)
 
     @property
     def n_targets(self) -> int:
@@ -108,10 +118,11 @@ class WorldShapes:
     def to_json(self) -> dict[str, Any]:
         return {"task": self.task, "robot": self.robot, "action_dim": self.action_dim,
                 "obs_dims": dict(self.obs_dims), "n_objects": self.n_objects,
-                "uses_instruction": self.uses_instruction}
+                "uses_instruction": self.uses_instruction, "vocabulary": list(self.vocabulary)}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> WorldShapes:
         return cls(d["task"], d["robot"], int(d["action_dim"]),
                    {k: int(v) for k, v in d["obs_dims"].items()}, int(d["n_objects"]),
-                   bool(d.get("uses_instruction", False)))  # absent: saved before instructions
+                   bool(d.get("uses_instruction", False)),  # absent: saved before instructions
+                   tuple(d.get("vocabulary", ())))  # absent: saved before it was recorded

@@ -14,9 +14,12 @@ Indices past the episode's end repeat its last frame (the arm holds; a solved ta
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
+from policy.diffusion.text import words
 from policy.dreams import holding_label, touching_label
 from policy.world_model.config import EE_FEATURE, GOAL_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
 from sim.data.format import ACTION, ENV_TASK, REWARD, SUCCESS, DatasetError
@@ -83,6 +86,9 @@ class DreamTensors:
         self.group_size = 0
         for path in oracle_dreams:
             self._add_oracle_dreams(path, cfg, WORKSPACES[robot].cube_half)
+        if instructed:
+            self.shapes = dataclasses.replace(
+                self.shapes, vocabulary=tuple(sorted({w for t in self.texts for w in words(t)})))
 
     def _add_oracle_dreams(self, path: str, cfg: WorldModelConfig, cube_half: float) -> None:
         from policy.world_model.oracle_data import load_oracle_dreams

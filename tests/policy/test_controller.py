@@ -225,9 +225,14 @@ def test_a_planner_with_memory_writes_a_lesson_per_episode(policy, tmp_path):
 
 
 def test_the_policy_sees_the_planners_restatement_and_the_planner_the_original(policy):
+    told = []
+
     class Restates(ValuePlanner):
-        def restate(self, instruction, vocab):
-            return None if instruction is None else f"put the {vocab.objects[0]} on the {vocab.targets[0]}"
+        def restate(self, instruction, vocab, dreamer_reads=None):
+            told.append(dreamer_reads)
+            if instruction is None or dreamer_reads:
+                return None
+            return f"put the {vocab.objects[0]} on the {vocab.targets[0]}"
 
     ctrl = Controller(policy, OracleDreamer(8), Restates(), ControllerConfig(k=2))
     original = {keys.INSTRUCTION: "shove the scarlet thing over there", "other": 1}
@@ -235,3 +240,11 @@ def test_the_policy_sees_the_planners_restatement_and_the_planner_the_original(p
     assert seen[keys.INSTRUCTION] == "put the red cube on the green pad" and seen["other"] == 1
     assert original[keys.INSTRUCTION] == "shove the scarlet thing over there"  # not rewritten in place
     assert ctrl._restated([{"other": 1}]) == [{"other": 1}]
+
+    class Knows(OracleDreamer):  # a dreamer trained on every word it is given
+        def reads(self, instruction):
+            return True
+
+    ctrl = Controller(policy, Knows(8), Restates(), ControllerConfig(k=2))
+    assert ctrl._restated([original]) == [original] and told[-1] is True
+    assert ctrl._query(np.zeros((2, 8, 8)), None, original, 0).dreamer_reads is True

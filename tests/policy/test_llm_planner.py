@@ -229,6 +229,28 @@ def test_memory_corrects_a_world_model_that_mixes_objects_up(tmp_path):
     assert not plain.intended(outcomes(q.dreams, q.observation, SORT)[0], q.instruction, SORT, "sort")
 
 
+def test_llm_value_defers_to_a_dreamer_that_knows_every_word():
+    """Where the world model was trained on every word of the instruction, its reading is used
+    and the instruction kept as it is: the language model is not asked."""
+    backend = Scripted(logprobs=lambda p, o: [0.0] * len(o))
+    planner = LLMValuePlanner(LLMConfig(), backend)
+    yellow_red = np.zeros((3, 2))
+    yellow_red[0, 1] = 1.0
+    q = dataclasses.replace(_query(), grounding=yellow_red, dreamer_reads=True)
+    assert planner.choose(q).index in (0, 4) and planner.stats.deferred == 1
+    assert planner.restate(q.instruction, SORT, dreamer_reads=True) is None
+    assert backend.calls == []
+    assert planner.stats.summary()["model_calls"] == 0
+    # words it never saw: the language model reads them, and restates them for the policy
+    unread = dataclasses.replace(q, dreamer_reads=False)
+    planner.choose(unread)
+    assert planner.stats.summary()["model_calls"] > 0 and planner.stats.deferred == 1
+    assert planner.restate(q.instruction, SORT, dreamer_reads=False) is not None
+    never = LLMValuePlanner(LLMConfig(defer=False), Scripted(logprobs=lambda p, o: [0.0] * len(o)))
+    never.choose(q)
+    assert never.stats.deferred == 0 and never.stats.summary()["model_calls"] > 0
+
+
 def test_lessons_recalibrate_the_success_the_value_planner_counted(tmp_path):
     """Memory moves a candidate's score by at most the success weight: from the success the
     value planner counted to the rate the lessons saw, never by an unbounded log ratio."""

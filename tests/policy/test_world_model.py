@@ -12,9 +12,10 @@ import torch
 from policy import checkpoint
 from policy.checkpoint import CheckpointError, load_world_model
 from policy.configs import WorldModelTrainConfig
-from policy.dreamers import DREAMERS, OracleDreamer, make_dreamer
+from policy.diffusion.text import words
+from policy.dreamers import DREAMERS, LearnedDreamer, OracleDreamer, make_dreamer
 from policy.training.world_model import train_world_model
-from policy.world_model.config import WorldModelConfig
+from policy.world_model.config import WorldModelConfig, WorldShapes
 from policy.world_model.data import DreamTensors
 from policy.world_model.model import WorldModel
 from sim import keys
@@ -254,3 +255,9 @@ def test_a_sort_world_model_reads_the_instruction(tmp_path):
     train_world_model(c)
     loaded = load_world_model(tmp_path / "wm", task="sort")
     assert loaded.shapes.uses_instruction and hasattr(loaded, "text")
+    # it knows which words it was trained on, so a planner can tell when to trust its reading
+    assert set(loaded.shapes.vocabulary) == {w for t in data.texts for w in words(t)}
+    dreamer = LearnedDreamer(loaded)
+    assert dreamer.reads(data.texts[0].upper()) is True
+    assert dreamer.reads("could you drop the scarlet brick onto the amber tile") is False
+    assert WorldShapes.from_json({**loaded.shapes.to_json(), "vocabulary": []}).reads("put") is None

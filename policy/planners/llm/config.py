@@ -43,6 +43,10 @@ class LLMConfig:
     ("put the red cube on the yellow pad", the pair the model reads as most likely), because their
     word encoders know only the phrasings they were trained on. The planner still reads the
     original."""
+    defer: bool = True
+    """llm_value: where the world model knows every word of the instruction (it was trained on
+    them), use its own reading of it and keep the instruction as it is; the language model reads
+    only what the learned models were not trained on."""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_NAMES:

@@ -51,6 +51,8 @@ class PlannerStats:
     consulted: int = 0
     """Decisions put to the language model (answered from the cache or not)."""
     cached: int = 0
+    deferred: int = 0
+    """llm_value decisions that used the dreamer's own reading of the instruction (no model call)."""
     fallbacks: Counter = field(default_factory=Counter)
     """Why the value planner decided instead: timeout, unreachable, unparsable."""
     tools: Counter = field(default_factory=Counter)
@@ -61,7 +63,8 @@ class PlannerStats:
         lat = np.asarray(self.latency_ms)
         pct = {f"p{q}": float(np.percentile(lat, q)) for q in (50, 95)} if len(lat) else {}
         return {"decisions": self.decisions, "single_option": self.single_option,
-                "consulted": self.consulted, "cached": self.cached, "model_calls": len(lat),
+                "consulted": self.consulted, "cached": self.cached, "deferred": self.deferred,
+                "model_calls": len(lat),
                 "fallbacks": dict(self.fallbacks), "fallback_total": sum(self.fallbacks.values()),
                 "tools": dict(self.tools), "call_ms": pct}
 
@@ -216,12 +219,20 @@ class LLMValuePlanner(_Reading):
         self._grounders: dict[SceneVocabulary, Grounder] = {}
 
     def grounding(self, q: PlanQuery) -> np.ndarray | None:
-        """P(object, target | instruction), or None without an instruction or a working model."""
+        """P(object, target | instruction), or None without an instruction or a working model: the
+        dreamer's own reading where it knows every word (``LLMConfig.defer``), else the model's."""
+        if self.cfg.defer and q.dreamer_reads and q.grounding is not None:
+            self.stats.deferred += 1
+            return np.asarray(q.grounding, dtype=float)
         return self._read(q.instruction, _scene(q))
 
-    def restate(self, instruction: str | None, vocab: SceneVocabulary) -> str | None:
+    def restate(self, instruction: str | None, vocab: SceneVocabulary,
+                dreamer_reads: bool | None = None) -> str | None:
         """The instruction in plain words, as the model reads it (``LLMConfig.restate``), for the
-        policy and the world model; None when off, without an instruction or a working model."""
+        policy and the world model; None when off, when the dreamer knows every word of it
+        (``LLMConfig.defer``), without an instruction or a working model."""
+        if self.cfg.defer and dreamer_reads:
+            return None
         p = self._read(instruction, vocab, count_cached=False) if self.cfg.restate else None
         if p is None:
             return None
