@@ -240,7 +240,7 @@ class Controller:
         text = obs.get(keys.INSTRUCTION)
         return PlanQuery(futures, dreams, text, obs, self._limits, self.policy.shapes.task, self.scene,
                          self.policy.shapes.robot, self.dreamer.name, grounding,
-                         None if text is None else self.dreamer.reads(text))
+                         None if text is None else self.dreamer.reads(text), self.dreamer.exact)
 
     def _resample(self, batch, choices, rows, latent, steps, generator):
         """Rows whose planner asked for fresh candidates get them (one batched call for all rows, of
@@ -309,7 +309,7 @@ class Controller:
                 obj = np.linalg.norm(gap, axis=-1).mean((0, 2))
             pred_p, true_p = dreams.progress[b, :, h - 1], true.progress[b, :, h - 1]
             true_scores = self.planner.score(PlanQuery(futures[b, :, :h], true.row(b),
-                                                       joint_limits=self._limits))
+                                                       joint_limits=self._limits, exact=True))
             true_choice = int(np.argmax(true_scores))
             top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)
             out.append({"ee_err_m": ee, "object_err_m": obj, "pred_progress": pred_p, "true_progress": true_p,

@@ -29,6 +29,9 @@ History = Sequence[list[Observation]]
 class Dreamer(Protocol):
     name: str
     horizon: int
+    exact: bool
+    """Whether its progress and success are the task's own, exactly (the simulator's), so a
+    planner should not recompute them from the dreamed positions."""
 
     def attach(self, envs: list[ReverieEnv]) -> None:
         """The environments being controlled (the oracle copies their state; others ignore it)."""
@@ -51,6 +54,7 @@ class LearnedDreamer:
     """The trained world model behind the Dreamer interface."""
 
     name = "learned"
+    exact = False
 
     def __init__(self, world_model) -> None:
         self.model = world_model
@@ -93,6 +97,7 @@ class OracleDreamer:
     """Replays candidates in a shadow copy of each attached environment (simulation only)."""
 
     name = "oracle"
+    exact = True
 
     def __init__(self, horizon: int = 16) -> None:
         self.horizon = horizon

@@ -11,10 +11,27 @@ import itertools
 import re
 import zlib
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 _WORD = re.compile(r"[a-z]+")
+
+
+class TextTable:
+    """Distinct strings in the order first seen; rows of a data set point into it by index."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def ids(self, texts: list[str]) -> np.ndarray:
+        """(len(texts),) indices of ``texts`` in the table, adding the new ones."""
+        for t in texts:
+            if t not in self._index:
+                self._index[t] = len(self.texts)
+                self.texts.append(t)
+        return np.array([self._index[t] for t in texts], dtype=np.int64)
 
 
 def words(text: str) -> list[str]:

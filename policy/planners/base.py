@@ -35,7 +35,9 @@ class PlanQuery:
     robot: str | None = None
     """The robot's registry name (its workspace sizes), for planners that score positions."""
     dreamer: str | None = None
-    """Which dreamer dreamed (``learned``, ``oracle``): the simulator's own progress is exact."""
+    """Which dreamer dreamed (``learned``, ``oracle``)."""
+    exact: bool = False
+    """Whether the dreams' progress and success are the task's own, exactly (the simulator's)."""
     grounding: np.ndarray | None = None
     """(objects, targets) P(object, target | instruction) as the dreamer read it (instructed tasks
     with a world model that reads instructions), else None."""

@@ -59,7 +59,7 @@ class ValuePlanner:
         P(object, target | instruction), where a planner that reads the instruction has one."""
         d, c = q.dreams, self.cfg
         progress, success = d.progress[0, :, -1], d.success[0].max(-1)
-        if c.objective and q.dreamer != "oracle":
+        if c.objective and not q.exact:
             grounding = q.grounding if grounding is None else grounding
             progress, success = objective_progress(q, grounding) or (progress, success)
         below = d.ee_pos[0, :, :, 2] < c.table_margin

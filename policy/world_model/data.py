@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from policy.diffusion.text import words
+from policy.diffusion.text import TextTable, words
 from policy.dreams import holding_label, touching_label
 from policy.world_model.config import EE_FEATURE, GOAL_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
 from sim.data.format import ACTION, ENV_TASK, REWARD, SUCCESS, DatasetError
@@ -55,8 +55,7 @@ class DreamTensors:
                                f"tasks {sorted(map(str, tasks))}, robots {sorted(robots)}")
         task, robot = tasks.pop(), robots.pop()
         instructed = get_task(task).instructed
-        self.texts: list[str] = []
-        """The distinct instructions; ``text_index`` points into it per row (instructed tasks)."""
+        self._texts = TextTable()
         text_index = [self._text_ids([ds.task_of(i) for i in range(ds.num_frames)]) if instructed
                       else np.zeros(0, np.int64) for ds in datasets]
         self.text_index = torch.from_numpy(np.concatenate(text_index))
@@ -194,14 +193,14 @@ class DreamTensors:
                 out[lo:hi] = int(np.flatnonzero(on.ravel())[0])
         return out
 
+    @property
+    def texts(self) -> list[str]:
+        """The distinct instructions; ``text_index`` points into it per row (instructed tasks)."""
+        return self._texts.texts
+
     def _text_ids(self, texts: list[str]) -> np.ndarray:
         """Indices of ``texts`` in ``self.texts``, adding the new ones."""
-        known = {t: i for i, t in enumerate(self.texts)}
-        for t in texts:
-            if t not in known:
-                known[t] = len(self.texts)
-                self.texts.append(t)
-        return np.array([known[t] for t in texts], dtype=np.int64)
+        return self._texts.ids(texts)
 
     def batch(self, index: torch.Tensor) -> dict:
         """The rows ``index`` as tensors, plus their instruction strings for instructed tasks."""

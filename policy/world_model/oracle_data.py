@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from policy.controller import Controller, ControllerConfig, Decision, dream_inputs
 from policy.diffusion.policy import DiffusionPolicy, obs_vectors
+from policy.diffusion.text import TextTable
 from policy.dreamers import OracleDreamer
 from policy.planners.base import Choice, PlanQuery
 from policy.world_model.config import DEFAULT_OBS_FEATURES
@@ -54,7 +55,7 @@ class _Recorder:
                                                                    "progress", "success", "group")}
         self.groups = 0
         self.waves = 0
-        self.texts: list[str] = []
+        self.instructions = TextTable()
         """Distinct instructions (instructed tasks); rows hold their index under ``instruction``."""
 
     def __call__(self, decisions: list[Decision]) -> None:
@@ -73,9 +74,8 @@ class _Recorder:
                 self.rows[key].append(d.dreams[key])
             self.rows["group"].append(np.full(k, self.waves * 10_000 + d.row))
             if (text := d.observations[-1].get(keys.INSTRUCTION)) is not None:
-                if text not in self.texts:
-                    self.texts.append(str(text))
-                self.rows.setdefault("instruction", []).append(np.full(k, self.texts.index(text)))
+                (i,) = self.instructions.ids([str(text)])
+                self.rows.setdefault("instruction", []).append(np.full(k, i))
             self.groups += 1
         self.waves += 1
 
@@ -105,7 +105,7 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
     meta = {"task": policy.shapes.task, "robot": policy.shapes.robot, "obs_dims": obs_dims,
             "n_obs_steps": policy.cfg.n_obs_steps, "decisions": recorder.groups,
             "trajectories": int(tensors["action"].shape[0]), "k": k, "episodes": episodes, "seed": seed,
-            "policy_success_rate": result["success_rate"], "instructions": recorder.texts,
+            "policy_success_rate": result["success_rate"], "instructions": recorder.instructions.texts,
             "displace": dataclasses.asdict(displace) if displace else None}
     (out / META).write_text(json.dumps(meta, indent=2))
     return {"out": str(out), **meta, "seconds": result["seconds"]}

@@ -386,7 +386,7 @@ def test_the_value_planner_scores_learned_dreams_by_the_grounded_tasks_progress(
     assert int(np.argmax(value.score(q, red_on_yellow))) in (0, 4)
     # the world model's own reading, carried by the query, serves the same way
     assert int(np.argmax(value.score(dataclasses.replace(q, grounding=red_on_yellow)))) in (0, 4)
-    oracle = dataclasses.replace(q, dreamer="oracle")
+    oracle = dataclasses.replace(q, dreamer="oracle", exact=True)
     assert int(np.argmax(value.score(oracle, red_on_yellow))) == 1
     with pytest.raises(ValueError, match="does not match 3 objects and 2 targets"):
         objective_progress(q, np.ones((2, 2)))
