@@ -182,7 +182,8 @@ def bench_recording(policy: DiffusionPolicy, world_model, k: int = 16, repeats: 
 def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ...] = (0, 100, 200, 300),
                  seed: int = 1_000_000, rate_hz: float = 100.0,
                  time_limit_s: float | None = None, guidance: float | None = None,
-                 planner: str | None = None, world_model: str | None = None, k: int = 8) -> dict[str, Any]:
+                 planner: str | None = None, world_model: str | None = None, k: int = 8,
+                 join_samples: int = 1) -> dict[str, Any]:
     """Success and timing through the real-time node (simulated arm in its own process) at each
     injected inference delay, against in-process evaluation of the same checkpoint on the same
     seeds. Each node episode ends at success or after the task's time limit. With ``planner`` the
@@ -207,7 +208,7 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
     for delay in delays_ms:
         r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=episodes, seed=seed,
                    node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay), guidance=guidance,
-                   planner=planner, world_model=world_model, k=k)
+                   planner=planner, world_model=world_model, k=k, join_samples=join_samples)
         figures = {k: v for k, v in r.items() if k not in ("per_episode", "node", "safety")}
         rows.append({"delay_ms": delay, **figures,
                      "startup_s_median": float(np.median([e["startup_s"] for e in r["per_episode"]])),
@@ -215,7 +216,7 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
     return {"checkpoint": checkpoint, "task": policy.shapes.task, "robot": policy.shapes.robot,
             "episodes": episodes, "seed": seed, "rate_hz": rate_hz, "time_limit_s": limit_s,
             "inpaint_guidance": rows[0]["inpaint_guidance"], "planner": planner, "world_model": world_model,
-            "k": k if planner else None,
+            "k": k if planner else None, "join_samples": join_samples,
             "in_process": {"success_rate": plain["success_rate"], "ci95": plain["ci95"],
                            "joint_step_rad": plain["joint_step_rad"]},
             "node": rows, "machine": machine()}

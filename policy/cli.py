@@ -160,7 +160,7 @@ def cmd_deploy(overrides: list[str]) -> None:
     r = deploy(robot=c.robot, checkpoint=c.checkpoint, server=c.server, episodes=c.episodes, seed=c.seed,
                node=c.node, safety=c.safety, port=c.port, calibration=c.calibration, token_env=c.token_env,
                steps=c.steps, planner=c.planner, world_model=c.world_model, k=c.k,
-               guidance=c.inpaint_guidance)
+               guidance=c.inpaint_guidance, join_samples=c.join_samples)
     _print_json(r, c.out)
 
 
@@ -168,7 +168,8 @@ def cmd_serve(overrides: list[str]) -> None:
     from policy.deploy.run import serve
 
     c = load_config("serve", overrides)
-    serve(c.checkpoint, c.host, c.port, c.token_env, c.steps, c.device, c.planner, c.world_model, c.k)
+    serve(c.checkpoint, c.host, c.port, c.token_env, c.steps, c.device, c.planner, c.world_model, c.k,
+          c.join_samples)
 
 
 def cmd_viz(overrides: list[str]) -> None:
@@ -216,7 +217,7 @@ def cmd_bench(overrides: list[str]) -> None:
         from policy.benchmarks import bench_deploy
 
         r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s,
-                         c.inpaint_guidance, c.planner, c.world_model, c.k)
+                         c.inpaint_guidance, c.planner, c.world_model, c.k, c.join_samples)
     elif kind == "joins":
         import torch
 

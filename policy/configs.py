@@ -601,12 +601,18 @@ class DeployConfig:
     inpaint_guidance: float | None = None
     """Guidance towards the committed steps of each new chunk (default 0: replacement only;
     experimental, see BENCHMARKS.md)."""
+    join_samples: int = 1
+    """Chunks drawn per request behind the committed steps (one batch); the one that continues
+    the committed motion with the least acceleration is kept (BID-style backward coherence).
+    Without a planner only."""
     token_env: str = "REVERIE_TOKEN"
     out: str | None = None
     """Also write the JSON report to this file."""
 
     def __post_init__(self) -> None:
         from policy.deploy.run import DRIVERS
+
+        _check_join_samples(self.join_samples, self.planner)
 
         if self.robot not in DRIVERS:
             raise ValueError(f"unknown robot driver {self.robot!r}; choose one of {', '.join(DRIVERS)}")
@@ -618,6 +624,14 @@ class DeployConfig:
             self.node = NodeConfig(**self.node)
         if isinstance(self.safety, dict):
             self.safety = SafetyConfig(**self.safety)
+
+
+def _check_join_samples(n: int, planner: str | None) -> None:
+    if n < 1:
+        raise ValueError(f"join_samples must be >= 1, got {n}")
+    if n > 1 and planner:
+        raise ValueError("join_samples applies to the plain policy; with a planner, k= candidates are "
+                         "drawn and the planner chooses among them")
 
 
 @dataclass
@@ -638,9 +652,14 @@ class BenchDeployConfig:
     world_model: str | None = None
     k: int = 8
     """Candidates per decision (with a planner)."""
+    join_samples: int = 1
+    """Chunks drawn per request behind the committed steps (one batch); the one that continues
+    the committed motion with the least acceleration is kept (BID-style backward coherence).
+    Without a planner only."""
     out: str | None = None
 
     def __post_init__(self) -> None:
+        _check_join_samples(self.join_samples, self.planner)
         if (self.planner is None) != (self.world_model is None):
             raise ValueError("planner= and world_model= go together: the controller needs both")
         if self.k < 1:
@@ -686,9 +705,14 @@ class ServeConfig:
     """Serve the sample -> dream -> choose controller with this planner (needs world_model=)."""
     world_model: str | None = None
     k: int = 8
+    join_samples: int = 1
+    """Chunks drawn per request behind the committed steps (one batch); the one that continues
+    the committed motion with the least acceleration is kept (BID-style backward coherence).
+    Without a planner only."""
     token_env: str = "REVERIE_TOKEN"
 
     def __post_init__(self) -> None:
+        _check_join_samples(self.join_samples, self.planner)
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must lie in 0..65535, got {self.port}")
 

@@ -19,9 +19,10 @@ DRIVERS = ("mujoco", "so101", "franka")
 
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
                 device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8,
-                guidance: float | None = None):
+                guidance: float | None = None, join_samples: int = 1):
     """(source, task, robot, n_obs_steps, max_committed) from a checkpoint (with ``planner``: the
-    sample -> dream -> choose controller over ``world_model``) or a running server."""
+    sample -> dream -> choose controller over ``world_model``; else ``join_samples`` chunks per
+    request, the smoothest join kept) or a running server."""
     if server:
         from policy.deploy.server import RemoteSource
 
@@ -47,7 +48,7 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
         src = ControllerSource(Controller(policy, LearnedDreamer(wm), make_planner(planner),
                                           ControllerConfig(k=k)), steps, **kw)
     else:
-        src = PolicySource(policy, steps, **kw)
+        src = PolicySource(policy, steps, join_samples=join_samples, **kw)
     return src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps, src.max_committed
 
 
@@ -83,13 +84,14 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
            episodes: int = 1, seed: int = 1_000_000, node: NodeConfig | None = None,
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
            token_env: str = "REVERIE_TOKEN", steps: int | None = None, planner: str | None = None,
-           world_model: str | None = None, k: int = 8, guidance: float | None = None) -> dict[str, Any]:
+           world_model: str | None = None, k: int = 8, guidance: float | None = None,
+           join_samples: int = 1) -> dict[str, Any]:
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
     source, task, arm, n_obs, max_committed = make_source(checkpoint, server, token_env, steps,
                                                           planner=planner, world_model=world_model, k=k,
-                                                          guidance=guidance)
+                                                          guidance=guidance, join_samples=join_samples)
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
     for i in range(episodes):
@@ -105,6 +107,7 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
         "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
         "source": server or checkpoint, "planner": planner, "k": k if planner else None,
         "inpaint_guidance": getattr(source, "guidance", None),
+        "join_samples": getattr(source, "join_samples", None),
         "node": dataclasses.asdict(node),
         "safety": dataclasses.asdict(safety or SafetyConfig()),
         "success_rate": float(np.mean(successes)) if successes else None,
@@ -125,11 +128,12 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
 
 def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | None = None,
           device: str = "cpu", planner: str | None = None, world_model: str | None = None,
-          k: int = 8) -> None:
+          k: int = 8, join_samples: int = 1) -> None:
     """Serve the checkpoint (or its controller, with ``planner``) until interrupted."""
     from policy.deploy.server import PolicyServer
 
-    source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k)[0]
+    source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k,
+                         join_samples=join_samples)[0]
     server = PolicyServer(source, host, port, os.environ.get(token_env)).start()
     print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
     try:

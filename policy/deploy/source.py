@@ -42,13 +42,18 @@ class ChunkSource(Protocol):
 
 
 class PolicySource:
-    """A diffusion policy in this process."""
+    """A diffusion policy in this process. With ``join_samples`` > 1 it draws that many chunks
+    behind the same committed steps in one batch and keeps the one that continues the committed
+    motion most smoothly (least acceleration at the join; backward coherence, as in BID)."""
 
     def __init__(self, policy: DiffusionPolicy, steps: int | None = None, seed: int = 0,
-                 guidance: float = INPAINT_GUIDANCE) -> None:
+                 guidance: float = INPAINT_GUIDANCE, join_samples: int = 1) -> None:
+        if join_samples < 1:
+            raise ValueError(f"join_samples must be >= 1, got {join_samples}")
         self.policy = policy
         self.steps = steps
         self.guidance = guidance
+        self.join_samples = join_samples
         self.generator = torch.Generator(device=policy.obs_norm.centre.device).manual_seed(seed)
 
     @property
@@ -59,9 +64,13 @@ class PolicySource:
     def plan(self, request: PlanRequest) -> np.ndarray:
         known, keep = self._prefix(request)
         p = self.policy
-        traj = p.sample(p.observation_window(), p.instructions, 1, known=known, keep=keep, steps=self.steps,
-                        generator=self.generator, guidance=self.guidance if known is not None else 0.0)
-        return self._after_committed(traj[0, 0].cpu().numpy(), len(request.committed))
+        n = self.join_samples if known is not None else 1
+        trajs = p.sample(p.observation_window(), p.instructions, n, known=known, keep=keep, steps=self.steps,
+                         generator=self.generator, guidance=self.guidance if known is not None else 0.0)
+        trajs = trajs[0].cpu().numpy()
+        first_new = p.cfg.n_obs_steps - 1 + len(request.committed)
+        best = smoothest_join(trajs, first_new, p.shapes.action_dim - 1) if n > 1 else 0
+        return self._after_committed(trajs[best], len(request.committed))
 
     def _after_committed(self, traj: np.ndarray, d: int) -> np.ndarray:
         """The new actions of a (H, A) trajectory: those after the past and the committed steps."""
@@ -82,6 +91,16 @@ class PolicySource:
         for o in list(request.observations)[-to:]:
             p.observe(o)
         return known_prefix(p, request.past, request.committed)
+
+
+def smoothest_join(trajs: np.ndarray, first_new: int, n_joints: int) -> int:
+    """Index of the (n, H, A) trajectory whose arm joints accelerate least where its free steps
+    begin (``first_new``; the steps before it are the known prefix, shared by all)."""
+    if first_new < 1:
+        return 0
+    x = trajs[:, max(first_new - 2, 0): first_new + 1, :n_joints]
+    jolt = np.diff(x, n=min(2, x.shape[1] - 1), axis=1)[:, -1]
+    return int(np.argmin(np.linalg.norm(jolt, axis=-1)))
 
 
 def known_prefix(policy: DiffusionPolicy, past: np.ndarray,

@@ -73,6 +73,39 @@ def test_the_inpainted_chunk_continues_the_committed_actions(push_run):
         src.plan(PlanRequest([obs], np.zeros((0, 8)), np.zeros((src.max_committed + 1, 8))))
 
 
+def test_of_several_chunks_the_one_continuing_the_committed_motion_is_kept(push_run):
+    from policy.deploy.source import smoothest_join
+
+    # three draws behind the same two known steps (0, then 1): the one that keeps moving at
+    # 1 per step joins with no acceleration; one that stops or doubles back jolts
+    known = [[0.0, 0.0], [1.0, 0.0]]
+    trajs = np.array([[*known, [1.0, 0.0]], [*known, [2.0, 0.0]], [*known, [0.0, 0.0]]])
+    assert smoothest_join(trajs, first_new=2, n_joints=1) == 1
+    assert smoothest_join(trajs, first_new=0, n_joints=1) == 0  # nothing known: nothing to continue
+    with pytest.raises(ValueError, match="join_samples"):
+        PolicySource(load_policy(push_run), join_samples=0)
+    from policy.configs import DeployConfig
+
+    with pytest.raises(ValueError, match="applies to the plain policy"):
+        DeployConfig(checkpoint="x", planner="value", world_model="y", join_samples=4)
+    policy = load_policy(push_run)
+    from sim.env import ReverieEnv
+
+    obs, _ = ReverieEnv("push", "panda").reset(seed=3)
+    committed = policy.cfg.n_obs_steps  # a few steps of the robot's current chunk will still run
+    first = PolicySource(policy, seed=0).plan(PlanRequest([obs, obs], np.zeros((0, 8)), np.zeros((0, 8))))
+    request = PlanRequest([obs, obs], first[:1], first[1:1 + committed])
+    single = PolicySource(policy, seed=1).plan(request)
+    best = PolicySource(policy, seed=1, join_samples=8).plan(request)
+    assert best.shape == single.shape
+
+    def jolt(chunk):
+        x = np.concatenate([first[committed - 1:1 + committed], chunk[:1]])[:, :7]
+        return np.linalg.norm(x[-1] - 2 * x[-2] + x[-3])
+
+    assert jolt(best) <= jolt(single) + 1e-6
+
+
 def test_the_node_drives_the_simulated_arm_in_real_time(push_run):
     policy = load_policy(push_run)
     arm = _arm()
