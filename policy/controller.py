@@ -238,9 +238,10 @@ class Controller:
         """Row ``row``'s query: ``futures`` (K, H, A) are the dreamer's inputs for that row."""
         grounding = None if self._grounding is None else self._grounding[row]
         text = obs.get(keys.INSTRUCTION)
-        return PlanQuery(futures, dreams, text, obs, self._limits, self.policy.shapes.task, self.scene,
-                         self.policy.shapes.robot, self.dreamer.name, grounding,
-                         None if text is None else self.dreamer.reads(text), self.dreamer.exact)
+        return PlanQuery(futures, dreams, text, obs, joint_limits=self._limits, task=self.policy.shapes.task,
+                         scene=self.scene, robot=self.policy.shapes.robot, dreamer=self.dreamer.name,
+                         exact=self.dreamer.exact, grounding=grounding,
+                         dreamer_reads=None if text is None else self.dreamer.reads(text))
 
     def _resample(self, batch, choices, rows, latent, steps, generator):
         """Rows whose planner asked for fresh candidates get them (one batched call for all rows, of

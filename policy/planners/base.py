@@ -9,7 +9,7 @@ choice (re-denoise its last ``refine_last`` steps) before it is executed, or to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,6 +27,7 @@ class PlanQuery:
     dreams: Dreams
     instruction: str | None = None
     observation: dict[str, Any] = field(default_factory=dict)
+    _: KW_ONLY  # the many optional fields below are named at every call, never placed
     joint_limits: tuple[np.ndarray, np.ndarray] | None = None
     """(lower, upper) of the action vector, for planners that score limit margins."""
     task: str | None = None

@@ -261,3 +261,21 @@ def test_a_sort_world_model_reads_the_instruction(tmp_path):
     assert dreamer.reads(data.texts[0].upper()) is True
     assert dreamer.reads("could you drop the scarlet brick onto the amber tile") is False
     assert WorldShapes.from_json({**loaded.shapes.to_json(), "vocabulary": []}).reads("put") is None
+    # the controller hands the planner the model's grounding and whether it knows the words
+    from policy.checkpoint import load_policy
+    from policy.configs import TrainConfig
+    from policy.controller import Controller, ControllerConfig
+    from policy.planners.value import ValuePlanner
+    from policy.training.loop import train
+    from tests.policy.conftest import TINY
+
+    train(TrainConfig(data=str(tmp_path / "sort"), out=str(tmp_path / "policy"), policy=dict(TINY),
+                      steps=2, batch_size=8, log_every=1, save_every=2, eval_episodes=0, warmup_steps=1,
+                      progress=False))
+    ctrl = Controller(load_policy(tmp_path / "policy"), dreamer, ValuePlanner(), ControllerConfig(k=2))
+    env = ReverieEnv("sort", "panda")
+    obs, _ = env.reset(seed=1)
+    ctrl.reset([env])
+    ctrl.select_action(obs, generator=torch.Generator().manual_seed(0))
+    q = ctrl._query(np.zeros((2, 16, 8)), None, obs, 0)
+    assert q.grounding.shape == (3, 2) and q.dreamer_reads is True and q.exact is False
