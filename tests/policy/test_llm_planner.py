@@ -18,7 +18,7 @@ from policy.planners.llm.config import LLMConfig
 from policy.planners.llm.describe import group, outcomes
 from policy.planners.llm.memory import Lesson, LessonStore
 from policy.planners.llm.planner import LLMPlanner, LLMValuePlanner
-from policy.planners.llm.protocol import AnswerError, parse_tool_call, tool_schema
+from policy.planners.llm.protocol import AnswerError, messages, parse_tool_call, tool_schema
 from sim import keys
 from sim.language import SceneVocabulary
 
@@ -305,6 +305,21 @@ def test_smollm_answers_every_decision_with_a_valid_tool_call(smollm):
     choice = planner.choose(_query())
     assert choice.reason.startswith("llm "), choice.reason
     assert planner.stats.summary()["fallback_total"] == 0
+
+
+def test_smollm_gives_up_at_the_timeout_instead_of_finishing_its_answer(smollm):
+    """In process, generation stops at the deadline: the robot's planner is never held longer."""
+    schema = tool_schema(3)
+    msgs = messages("put the red cube on the yellow pad", ["a", "b", "c"], [])
+    t0 = time.perf_counter()
+    whole = smollm.chat(msgs, schema, 60)
+    full_s = time.perf_counter() - t0
+    assert parse_tool_call(whole, 3)
+    t0 = time.perf_counter()
+    with pytest.raises(BackendTimeout):
+        smollm.chat(msgs, schema, full_s / 4)
+    assert time.perf_counter() - t0 < full_s * 0.75
+    assert parse_tool_call(smollm.chat(msgs, schema, 60), 3)  # and the model still answers afterwards
 
 
 def test_smollm_reads_plain_instructions(smollm):

@@ -88,19 +88,24 @@ class LlamaCppBackend:
         return self._grammars[key]
 
     def chat(self, messages: Messages, schema: dict[str, Any], timeout_s: float) -> str:
-        """An answer later than ``timeout_s`` is refused (generation is bounded by ``max_tokens``)."""
+        """The answer, generated token by token and abandoned as soon as ``timeout_s`` has passed
+        (so a slow answer costs the caller the timeout plus one token, not the whole answer)."""
         deadline = time.monotonic() + timeout_s
         if not self._lock.acquire(timeout=timeout_s):
             raise BackendTimeout(f"llama_cpp still busy with an earlier call after {timeout_s:.2f} s")
+        parts: list[str] = []
         try:
-            out = self.model.create_chat_completion(
+            stream = self.model.create_chat_completion(
                 messages=messages, grammar=self._grammar(schema), temperature=self.cfg.temperature,
-                max_tokens=self.cfg.max_tokens, seed=self.cfg.seed)
+                max_tokens=self.cfg.max_tokens, seed=self.cfg.seed, stream=True)
+            for chunk in stream:
+                parts.append(chunk["choices"][0]["delta"].get("content") or "")
+                if time.monotonic() > deadline:
+                    stream.close()
+                    raise BackendTimeout(f"llama_cpp took longer than {timeout_s:.2f} s")
         finally:
             self._lock.release()
-        if time.monotonic() > deadline:
-            raise BackendTimeout(f"llama_cpp took longer than {timeout_s:.2f} s")
-        return out["choices"][0]["message"]["content"] or ""
+        return "".join(parts)
 
     def option_logprobs(self, prompt: str, options: list[str]) -> np.ndarray:
         """Sum of token log-probabilities of each option continuing ``prompt`` (the prompt is
