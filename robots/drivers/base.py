@@ -109,7 +109,8 @@ class SafeRobot(Driver):
             self.driver.disconnect()
 
     def get_observation(self) -> dict[str, Any]:
-        return self.driver.get_observation()
+        with self._lock:  # the watchdog thread may be commanding the same link right now
+            return self.driver.get_observation()
 
     def send_action(self, action: np.ndarray) -> np.ndarray:
         """Check ``action`` and send what the safety layer allows; ``UnsafeCommand`` or ``EStopped``

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -119,6 +120,7 @@ class MujocoRobot(Driver):
         self.realtime = realtime
         self._proc: mp.Process | None = None
         self._conn = None
+        self._call_lock = threading.Lock()
         self.dt = 0.0
 
     def connect(self) -> None:
@@ -138,10 +140,11 @@ class MujocoRobot(Driver):
     def _call(self, **msg: Any) -> dict[str, Any]:
         if self._proc is None or not self._proc.is_alive():
             raise RuntimeError("the simulated arm is not running: connect() first (or it has died)")
-        self._conn.send_bytes(encode(msg))
-        if not self._conn.poll(REPLY_TIMEOUT_S):
-            raise RuntimeError(f"the simulated arm did not answer {msg[OP]!r} within {REPLY_TIMEOUT_S} s")
-        return decode(self._conn.recv_bytes())
+        with self._call_lock:  # one request and its reply at a time on the pipe
+            self._conn.send_bytes(encode(msg))
+            if not self._conn.poll(REPLY_TIMEOUT_S):
+                raise RuntimeError(f"the simulated arm did not answer {msg[OP]!r} within {REPLY_TIMEOUT_S} s")
+            return decode(self._conn.recv_bytes())
 
     def get_observation(self) -> dict[str, Any]:
         return self._call(op="obs")

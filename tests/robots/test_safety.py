@@ -187,3 +187,39 @@ def test_the_watchdog_thread_acts_when_the_caller_goes_silent(mode):
     held = len(drv.sent)
     time.sleep(0.1)
     assert len(drv.sent) == held  # the thread stops with the connection
+
+
+def test_the_watchdog_never_talks_to_the_driver_while_the_caller_reads_it():
+    """One link to the hardware (a serial bus, a pipe): the watchdog's hold and the control loop's
+    reads must take turns, or a reply goes to the wrong caller and the loop waits forever."""
+    import threading
+    import time
+
+    class OneAtATime(RecordingDriver):
+        def __init__(self) -> None:
+            super().__init__()
+            self.busy, self.overlaps = threading.Lock(), 0
+
+        def _use(self, call, *args):
+            if not self.busy.acquire(blocking=False):
+                self.overlaps += 1
+                return call(*args)
+            try:
+                time.sleep(0.0005)  # a transfer takes time
+                return call(*args)
+            finally:
+                self.busy.release()
+
+        def get_observation(self):
+            return self._use(super().get_observation)
+
+        def send_action(self, action):
+            return self._use(super().send_action, action)
+
+    drv = OneAtATime()
+    with SafeRobot(drv, SafetyConfig(watchdog_ms=20, on_timeout="hold")) as robot:
+        robot.send_action(drv.q + 0.001)
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # the caller only reads; the watchdog keeps holding
+            robot.get_observation()
+    assert len(drv.sent) > 3 and drv.overlaps == 0
