@@ -251,6 +251,27 @@ def test_llm_value_defers_to_a_dreamer_that_knows_every_word():
     assert never.stats.deferred == 0 and never.stats.summary()["model_calls"] > 0
 
 
+def test_a_lesson_judges_intent_by_the_reading_the_decision_used():
+    """Under ``defer`` the decision scored with the world model's reading, so whether a plan was
+    meant to do what was asked is judged by that reading too: no language-model call, and no
+    disagreement with a model that would read the instruction otherwise."""
+    backend = Scripted(logprobs=lambda p, o: [0.0] * len(o))
+    planner = LLMValuePlanner(LLMConfig(), backend)
+    red_yellow = np.zeros((3, 2))
+    red_yellow[0, 1] = 1.0
+    q = dataclasses.replace(_query(), grounding=red_yellow, dreamer_reads=True)
+    planner.choose(q)
+    carries_red_to = {pad: dataclasses.replace(outcomes(_sort_dreams(), _observation(), SORT)[0], target=pad)
+                      for pad in (0, 1)}
+    assert planner.intended(carries_red_to[1], q.instruction, SORT, "sort") is True
+    assert planner.intended(carries_red_to[0], q.instruction, SORT, "sort") is False
+    assert backend.calls == [] and planner.stats.summary()["model_calls"] == 0
+    # an instruction this planner never scored is read by the model (here: uniform, so red-yellow
+    # is as likely as any pair and argmax picks the first, the red cube on the blue pad)
+    assert planner.intended(carries_red_to[0], "put the red cube on the blue pad", SORT, "sort") is True
+    assert planner.stats.summary()["model_calls"] > 0
+
+
 def test_lessons_recalibrate_the_success_the_value_planner_counted(tmp_path):
     """Memory moves a candidate's score by at most the success weight: from the success the
     value planner counted to the rate the lessons saw, never by an unbounded log ratio."""

@@ -41,6 +41,8 @@ from sim.language import SceneVocabulary
 log = logging.getLogger("reverie.planner")
 FLOOR = 1e-3
 """Added to probabilities before taking logs."""
+READINGS_KEPT = 256
+"""Instructions whose scoring reading ``LLMValuePlanner`` keeps for its lessons."""
 
 
 @dataclass
@@ -217,14 +219,27 @@ class LLMValuePlanner(_Reading):
                  value: ValuePlanner | None = None) -> None:
         super().__init__(cfg, backend, value)
         self._grounders: dict[SceneVocabulary, Grounder] = {}
+        self._scored_with: OrderedDict[str, np.ndarray] = OrderedDict()
+        """The reading each recent instruction (and its restatement) was scored with, so that a
+        lesson judges "meant to do what was asked" by the reading the decision used."""
 
     def grounding(self, q: PlanQuery) -> np.ndarray | None:
         """P(object, target | instruction), or None without an instruction or a working model: the
         dreamer's own reading where it knows every word (``LLMConfig.defer``), else the model's."""
         if self.cfg.defer and q.dreamer_reads and q.grounding is not None:
             self.stats.deferred += 1
-            return np.asarray(q.grounding, dtype=float)
-        return self._read(q.instruction, _scene(q))
+            p = np.asarray(q.grounding, dtype=float)
+        else:
+            p = self._read(q.instruction, _scene(q))
+        self._remember(q.instruction, p)
+        return p
+
+    def _remember(self, text: str | None, p: np.ndarray | None) -> None:
+        if text and p is not None:
+            self._scored_with[text] = p
+            self._scored_with.move_to_end(text)
+            while len(self._scored_with) > READINGS_KEPT:
+                self._scored_with.popitem(last=False)
 
     def restate(self, instruction: str | None, vocab: SceneVocabulary,
                 dreamer_reads: bool | None = None) -> str | None:
@@ -237,7 +252,9 @@ class LLMValuePlanner(_Reading):
         if p is None:
             return None
         i, t = np.unravel_index(int(np.argmax(p)), p.shape)
-        return f"put the {vocab.objects[i]} on the {vocab.targets[t]}"
+        plain = f"put the {vocab.objects[i]} on the {vocab.targets[t]}"
+        self._remember(plain, p)  # decisions record the restated text; it was scored with ``p``
+        return plain
 
     def _read(self, instruction: str | None, vocab: SceneVocabulary,
               count_cached: bool = True) -> np.ndarray | None:
@@ -260,7 +277,9 @@ class LLMValuePlanner(_Reading):
         return p
 
     def intended(self, found: Outcome, instruction: str, vocab: SceneVocabulary, task: str) -> bool | None:
-        p = self._read(instruction, vocab, count_cached=False)
+        p = self._scored_with.get(instruction)
+        if p is None:  # not scored by this planner lately: read it now
+            p = self._read(instruction, vocab, count_cached=False)
         if p is None:
             return None
         if found.obj is None:
