@@ -355,14 +355,10 @@ def bench_memory(robot: str, llm_settings: dict[str, Any], store_dir: str, episo
     ``repeats`` runs on other start states, each from an empty store, give the learning curve
     (mean success per ``block`` of consecutive episodes) and whether the language model read the
     instruction right (the ceiling no lesson can lift)."""
-    from policy.planners.llm.config import LLMConfig
-    from policy.planners.llm.planner import LLMValuePlanner
-
     wins: dict[str, list[list[int]]] = {"memory_off": [], "memory_on": []}
     read_right: list[list[int]] = []
-    reader = LLMValuePlanner(LLMConfig(**{**llm_settings, "memory": None}))
     for r in range(repeats):
-        got, read = _memory_run(robot, llm_settings, reader, Path(store_dir) / f"lessons_{r}.jsonl",
+        got, read = _memory_run(robot, llm_settings, Path(store_dir) / f"lessons_{r}.jsonl",
                                 episodes, horizon, seed + 10_000 * r)
         for arm, w in got.items():
             wins[arm].append(w)
@@ -384,10 +380,11 @@ def bench_memory(robot: str, llm_settings: dict[str, Any], store_dir: str, episo
             "results": {arm: summary(w) for arm, w in wins.items()}, "machine": machine()}
 
 
-def _memory_run(robot: str, llm_settings: dict[str, Any], reader, store: Path, episodes: int,
+def _memory_run(robot: str, llm_settings: dict[str, Any], store: Path, episodes: int,
                 horizon: int, seed: int) -> tuple[dict[str, list[int]], list[int]]:
     """One run of ``bench_memory`` from an empty ``store``: per arm, 1 per episode it got right;
-    and 1 per episode whose instruction the language model read as the right cube and pad."""
+    and 1 per episode whose instruction the language model read as the right cube and pad (read
+    by the memory-off arm, whose reading both arms share: same model, same prompt)."""
     import dataclasses
 
     from policy.planners.base import PlanQuery
@@ -408,7 +405,8 @@ def _memory_run(robot: str, llm_settings: dict[str, Any], reader, store: Path, e
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         want = (env.task.cube_colour, env.task.pad_colour)
-        p = reader.grounding(PlanQuery(np.zeros((1, 1, 1)), None, obs[keys.INSTRUCTION], scene=vocab))
+        reading = PlanQuery(np.zeros((1, 1, 1)), None, obs[keys.INSTRUCTION], scene=vocab)
+        p = arms["memory_off"].grounding(reading)
         read.append(int(p is not None and pairs[int(np.argmax(p))] == want))
         trajs, true = _propose_every_pair(env, obs, robot, horizon, i)
         swap = [1, 0, 2]
