@@ -14,7 +14,8 @@ class NodeConfig:
     seconds: float = 10.0
     """Run time (the run also ends at success when the world reports it)."""
     lead: int | None = None
-    """Plan steps between a request and the chunk switch (default: from measured latency)."""
+    """Plan steps between a request and the chunk switch (default: enough for the slowest of the
+    last 20 inferences, ``node.lead_for``)."""
     delay_ms: float = 0.0
     """Injected inference delay (benchmarks: a slow network or GPU)."""
     source_timeout_s: float = 1.0

@@ -13,7 +13,7 @@ from policy.checkpoint import load_policy
 from policy.cli import main
 from policy.deploy.chunks import Chunk
 from policy.deploy.config import NodeConfig
-from policy.deploy.node import DeployNode
+from policy.deploy.node import DeployNode, lead_for
 from policy.deploy.server import PolicyServer, RemoteSource
 from policy.deploy.source import PlanRequest, PolicySource
 from robots.drivers.base import SafeRobot
@@ -164,6 +164,18 @@ def test_killing_the_policy_server_makes_the_robot_hold(push_run):
     limit = killed["t"] + policy.cfg.n_action_steps * cfg.plan_dt + cfg.source_timeout_s
     after = np.stack([a for t, a in arm.sent if t > limit])
     assert len(after) > 20 and np.abs(after - after[0]).max() < 1e-9
+
+
+def test_the_lead_covers_the_slowest_recent_inference_not_a_typical_one():
+    """One slow cycle in twenty (the controller's tail on a busy CPU) must not arrive late: the
+    lead covers it while it is among the last 20, and relaxes once it has left the window."""
+    fast, slow = [40.0] * 19, 175.0
+    assert lead_for(fast, 0.01, 0.1, 14) == 1
+    assert lead_for([*fast[:10], slow, *fast[:9]], 0.01, 0.1, 14) == 2  # a p90 would say 1
+    assert lead_for([slow, *fast, 40.0], 0.01, 0.1, 14) == 1  # 21 ago: out of the window
+    assert lead_for([900.0], 0.01, 0.1, 4) == 4  # never more than the horizon allows
+    with pytest.raises(ValueError, match="at least one"):
+        lead_for([], 0.01, 0.1, 14)
 
 
 def test_injected_inference_delay_is_absorbed_by_committing_further_ahead(push_run):
