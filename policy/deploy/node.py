@@ -81,14 +81,16 @@ LEAD_WINDOW = 20
 
 def lead_for(latencies_ms: list[float], period_s: float, plan_dt: float, max_committed: int) -> int:
     """Plan steps to commit ahead so that a chunk as slow as the slowest of the last
-    ``LEAD_WINDOW`` inferences, plus one control tick, still arrives before it takes over.
+    ``LEAD_WINDOW`` inferences still takes over in time: the request leaves at the first tick of a
+    plan step (up to one tick after its start) and the loop sees the chunk at the tick after it
+    arrives (up to one more), so two ticks are added.
     Covering only their 90th percentile let the controller's occasional slow cycle (K=8 on 2 CPU
     cores: p50 124 ms, p95 up to 180 ms, at lead 2) arrive late; stale steps were dropped, its
     chunks turned erratic and Push success through the node fell to 0.80, against 0.95 with the
     lead held at 3 (BENCHMARKS.md)."""
     if not latencies_ms:
         raise ValueError("the lead needs at least one measured inference")
-    est = max(latencies_ms[-LEAD_WINDOW:]) / 1000 + period_s
+    est = max(latencies_ms[-LEAD_WINDOW:]) / 1000 + 2 * period_s
     return max(1, min(max_committed, math.ceil(est / plan_dt)))
 
 
