@@ -28,6 +28,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +99,12 @@ class DeployNode:
     """Runs one episode of ``source`` on ``robot`` (already connected)."""
 
     def __init__(self, robot: SafeRobot, source: ChunkSource, n_obs_steps: int, cfg: NodeConfig | None = None,
-                 max_committed: int | None = None) -> None:
+                 max_committed: int | None = None, earlier_ms: Sequence[float] = ()) -> None:
+        """``earlier_ms``: inference latencies of earlier episodes with the same source, which the
+        adaptive lead covers from this episode's first request (else it rests on one measurement,
+        the first chunk's, until slower cycles arrive late and teach it)."""
         self.robot, self.source, self.cfg = robot, source, cfg or NodeConfig()
+        self.earlier_ms = [float(x) for x in earlier_ms][-LEAD_WINDOW:]
         self.n_obs_steps = n_obs_steps
         self.max_committed = max_committed if max_committed is not None else 8
         self.a_dim = robot.constants.action_dim
@@ -172,7 +177,7 @@ class DeployNode:
         last_step, current, next_id = 0, Chunk(0, first, startup, 1), 1
         first_chunk_at = time.monotonic() - startup
         self.latencies.append(first_chunk_at * 1000)
-        lead = c.lead or lead_for(self.latencies, period, c.plan_dt, self.max_committed)
+        lead = c.lead or lead_for(self.earlier_ms + self.latencies, period, c.plan_dt, self.max_committed)
         self._running = True
         worker = threading.Thread(target=self._infer_loop, daemon=True, name="reverie-inference")
         worker.start()
@@ -216,7 +221,8 @@ class DeployNode:
                         break
                     if not c.lead:
                         with self._lock:
-                            lead = lead_for(self.latencies, period, c.plan_dt, self.max_committed)
+                            lead = lead_for(self.earlier_ms + self.latencies, period, c.plan_dt,
+                                            self.max_committed)
                     latest = upcoming or current
                     due = latest is None or latest.end - INTERPOLATION_TAIL - step <= lead
                     if due and not in_flight:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from policy.deploy.config import NodeConfig
-from policy.deploy.node import DeployNode
+from policy.deploy.node import LEAD_WINDOW, DeployNode
 from robots.drivers.base import SafeRobot
 from robots.safety import SafetyConfig
 
@@ -94,10 +94,12 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
                                                           guidance=guidance, join_samples=join_samples)
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
+    seen_ms: list[float] = []  # the source's recent latencies, so each episode's lead starts informed
     for i in range(episodes):
         with SafeRobot(make_driver(robot, task, arm, seed + i, port, calibration), safety) as bot:
-            n = DeployNode(bot, source, n_obs, node, max_committed)
+            n = DeployNode(bot, source, n_obs, node, max_committed, earlier_ms=seen_ms)
             reports.append(n.run())
+            seen_ms = (seen_ms + n.latencies)[-LEAD_WINDOW:]
             inside += n.jumps["inside"]
             boundary += n.jumps["boundary"]
     p_in = float(np.percentile(inside, 95)) if inside else None

@@ -178,6 +178,18 @@ def test_the_lead_covers_the_slowest_recent_inference_not_a_typical_one():
         lead_for([], 0.01, 0.1, 14)
 
 
+def test_the_lead_starts_from_the_latencies_of_earlier_episodes():
+    """A node that knows its source was slow in earlier episodes commits far enough ahead from
+    its first request, instead of learning it from chunks that arrive late."""
+    arm = _arm()
+    with SafeRobot(arm) as robot:
+        node = DeployNode(robot, RampSource(), 2, NodeConfig(seconds=0.6, stop_on_success=False), 6,
+                          earlier_ms=[350.0])
+        r = node.run()
+    assert r.lead == 4 and r.stale_dropped == 0  # (0.35 s + 2 ticks) / 0.1 s; the ramp alone: 1
+    assert r.inference_ms["p95"] < 100  # what this episode measured is reported on its own
+
+
 def test_injected_inference_delay_is_absorbed_by_committing_further_ahead(push_run):
     policy = load_policy(push_run)
     arm = _arm()
