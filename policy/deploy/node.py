@@ -177,7 +177,8 @@ class DeployNode:
         last_step, current, next_id = 0, Chunk(0, first, startup, 1), 1
         first_chunk_at = time.monotonic() - startup
         self.latencies.append(first_chunk_at * 1000)
-        lead = c.lead or lead_for(self.earlier_ms + self.latencies, period, c.plan_dt, self.max_committed)
+        lead = c.lead or lead_for(self.earlier_ms + self.latencies[-LEAD_WINDOW:], period, c.plan_dt,
+                                  self.max_committed)
         self._running = True
         worker = threading.Thread(target=self._infer_loop, daemon=True, name="reverie-inference")
         worker.start()
@@ -221,8 +222,8 @@ class DeployNode:
                         break
                     if not c.lead:
                         with self._lock:
-                            lead = lead_for(self.earlier_ms + self.latencies, period, c.plan_dt,
-                                            self.max_committed)
+                            lead = lead_for(self.earlier_ms + self.latencies[-LEAD_WINDOW:], period,
+                                            c.plan_dt, self.max_committed)
                     latest = upcoming or current
                     due = latest is None or latest.end - INTERPOLATION_TAIL - step <= lead
                     if due and not in_flight:
