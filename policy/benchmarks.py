@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from pathlib import Path
@@ -183,11 +184,13 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
                  seed: int = 1_000_000, rate_hz: float = 100.0,
                  time_limit_s: float | None = None, guidance: float | None = None,
                  planner: str | None = None, world_model: str | None = None, k: int = 8,
-                 join_samples: int = 1) -> dict[str, Any]:
+                 join_samples: int = 1, join_blends: tuple[int, ...] = (0,)) -> dict[str, Any]:
     """Success and timing through the real-time node (simulated arm in its own process) at each
     injected inference delay, against in-process evaluation of the same checkpoint on the same
     seeds. Each node episode ends at success or after the task's time limit. With ``planner`` the
-    node runs the sample -> dream -> choose controller, and so does the in-process evaluation."""
+    node runs the sample -> dream -> choose controller, and so does the in-process evaluation.
+    Each of ``join_blends`` runs at every delay, one after the other, so they share the machine's
+    state."""
     from policy.checkpoint import load_policy, load_world_model
     from policy.deploy.config import NodeConfig
     from policy.deploy.run import deploy, task_seconds
@@ -205,12 +208,13 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
         controller = Controller(policy, LearnedDreamer(wm), make_planner(planner), ControllerConfig(k=k))
     plain = evaluate(policy, episodes, seed, progress=False, controller=controller)
     rows = []
-    for delay in delays_ms:
+    for delay, blend in itertools.product(delays_ms, join_blends):
         r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=episodes, seed=seed,
-                   node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay), guidance=guidance,
-                   planner=planner, world_model=world_model, k=k, join_samples=join_samples)
+                   node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay, join_blend=blend),
+                   guidance=guidance, planner=planner, world_model=world_model, k=k,
+                   join_samples=join_samples)
         figures = {k: v for k, v in r.items() if k not in ("per_episode", "node", "safety")}
-        rows.append({"delay_ms": delay, **figures,
+        rows.append({"delay_ms": delay, "join_blend": blend, **figures,
                      "startup_s_median": float(np.median([e["startup_s"] for e in r["per_episode"]])),
                      "lead_median": float(np.median([e["lead"] for e in r["per_episode"]]))})
     return {"checkpoint": checkpoint, "task": policy.shapes.task, "robot": policy.shapes.robot,

@@ -217,7 +217,8 @@ def cmd_bench(overrides: list[str]) -> None:
         from policy.benchmarks import bench_deploy
 
         r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s,
-                         c.inpaint_guidance, c.planner, c.world_model, c.k, c.join_samples)
+                         c.inpaint_guidance, c.planner, c.world_model, c.k, c.join_samples,
+                         tuple(c.join_blend))
     elif kind == "joins":
         import torch
 

@@ -584,7 +584,7 @@ class DeployConfig:
     seed: int = 1_000_000
     """Seed of the first simulated episode (mujoco)."""
     node: NodeConfig = field(default_factory=NodeConfig)
-    """node.rate_hz, node.seconds, node.delay_ms, node.lead, node.source_timeout_s."""
+    """node.rate_hz, node.seconds, node.delay_ms, node.lead, node.source_timeout_s, node.join_blend."""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     """safety.velocity_scale, safety.watchdog_ms, safety.on_timeout=hold|stop, ..."""
     port: str = "/dev/ttyACM0"
@@ -656,10 +656,16 @@ class BenchDeployConfig:
     """Chunks drawn per request behind the committed steps (one batch); the one that continues
     the committed motion with the least acceleration is kept (BID-style backward coherence).
     Without a planner only."""
+    join_blend: list[int] = field(default_factory=lambda: [NodeConfig().join_blend])
+    """Node join blends to compare (``node.join_blend``), each at every delay, interleaved."""
     out: str | None = None
 
     def __post_init__(self) -> None:
         _check_join_samples(self.join_samples, self.planner)
+        if not self.join_blend:
+            raise ValueError("join_blend must list at least one value, e.g. join_blend=[0,3]")
+        for b in self.join_blend:
+            NodeConfig(join_blend=b)  # range-checked there
         if (self.planner is None) != (self.world_model is None):
             raise ValueError("planner= and world_model= go together: the controller needs both")
         if self.k < 1:

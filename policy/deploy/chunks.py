@@ -54,3 +54,30 @@ class Chunk:
         if k >= len(self.actions):
             raise ValueError(f"chunk {self.id} ({self.start}..{self.end - 1}) is entirely before step {step}")
         return Chunk(self.start + k, self.actions[k:], self.made_at, self.id)
+
+
+def blend_join(before: np.ndarray, actions: np.ndarray, steps: int, n_joints: int) -> np.ndarray:
+    """``actions`` (a new chunk's targets) with the mismatch at its join spread over its first
+    ``steps`` plan steps, so the arm's joints keep their velocity through the switch.
+
+    ``before`` holds the targets sent for the plan steps just before the chunk's first, oldest
+    first. The join's mismatch is how far the chunk's first target lies from where the committed
+    motion was heading (the last target plus the last step): ``e``. Target ``i < steps`` moves back
+    by ``e (steps - i) / (steps + 1)``, so each of the first ``steps + 1`` steps carries an even
+    share of ``e``; targets from ``steps`` on are the policy's own. Only the first ``n_joints``
+    (the arm) are blended: the gripper's command is left as planned. A chunk that already continues
+    the motion is returned unchanged. This is not temporal ensembling: no two chunks are averaged;
+    inpainting leaves a residual mismatch at the join (replacement inpainting conditions the free
+    steps only weakly on the known ones), and this removes it before the robot sees it."""
+    a = np.array(actions, dtype=np.float64)
+    b = np.asarray(before, dtype=np.float64).reshape(-1, a.shape[1])
+    if steps < 0:
+        raise ValueError(f"join blend steps must be >= 0, got {steps}")
+    if steps == 0 or len(b) == 0:
+        return a
+    velocity = b[-1, :n_joints] - b[-2, :n_joints] if len(b) >= 2 else 0.0
+    mismatch = a[0, :n_joints] - (b[-1, :n_joints] + velocity)
+    m = min(steps, len(a))
+    share = (steps - np.arange(m)) / (steps + 1)
+    a[:m, :n_joints] -= share[:, None] * mismatch
+    return a

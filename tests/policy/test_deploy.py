@@ -11,7 +11,7 @@ import pytest
 
 from policy.checkpoint import load_policy
 from policy.cli import main
-from policy.deploy.chunks import Chunk
+from policy.deploy.chunks import Chunk, blend_join
 from policy.deploy.config import NodeConfig
 from policy.deploy.node import DeployNode, lead_for
 from policy.deploy.server import PolicyServer, RemoteSource
@@ -244,6 +244,49 @@ def test_with_a_continuing_policy_the_node_adds_no_jump_or_hold_at_chunk_joins_e
     assert np.abs(joint1 - (slope * times + offset)).max() < 0.002
 
 
+def test_the_join_blend_spreads_a_mismatch_evenly_and_keeps_the_rest_of_the_chunk():
+    v = np.array([0.1, -0.1, 0.0])
+    before = np.array([[0.0, 0.0, 1.0], [0.1, -0.1, 1.0]])  # moving at v; last column: gripper
+    chunk = before[-1] + v * np.arange(1, 7)[:, None]
+    np.testing.assert_allclose(blend_join(before, chunk, 3, 2), chunk)  # already continuing
+    jumped = chunk + np.array([0.4, 0.0, 0.0])
+    jumped[:, 2] = 0.0  # the gripper closes at the join
+    out = blend_join(before, jumped, 3, 2)
+    steps = np.diff(np.vstack([before[-1:], out])[:, 0])
+    np.testing.assert_allclose(steps[:4], 0.1 + 0.4 / 4)  # the 0.4 rad mismatch in four even shares
+    np.testing.assert_allclose(out[3:], jumped[3:])  # the policy's own targets from step 3 on
+    np.testing.assert_allclose(out[:, 2], 0.0)  # the gripper is not blended
+    np.testing.assert_allclose(blend_join(before, jumped, 0, 2), jumped)
+    np.testing.assert_allclose(blend_join(before[:0], jumped, 3, 2), jumped)  # nothing before: as planned
+    with pytest.raises(ValueError, match=">= 0"):
+        blend_join(before, jumped, -1, 2)
+    with pytest.raises(ValueError, match="join_blend"):
+        NodeConfig(join_blend=9)
+
+
+class JumpingSource(RampSource):
+    """Continues the committed motion, but every chunk starts ``offset`` rad off it on joint 1:
+    the residual mismatch inpainting leaves at a join."""
+
+    offset = np.array([0.05, 0, 0, 0, 0, 0, 0, 0])
+
+    def plan(self, request: PlanRequest) -> np.ndarray:
+        return super().plan(request) + (self.offset if len(request.committed) else 0.0)
+
+
+@pytest.mark.parametrize("blend", [0, 3])
+def test_the_node_spreads_a_chunks_mismatch_at_its_join_over_the_blend_steps(blend):
+    with SafeRobot(_arm()) as robot:
+        node = DeployNode(robot, JumpingSource(), 2, NodeConfig(seconds=2.0, join_blend=blend,
+                                                                 stop_on_success=False), 6)
+        r = node.run()
+    assert r.idle_ticks == 0 and r.stale_dropped == 0 and len(node.jumps["boundary"]) >= 2
+    # each join: one velocity step (0.01, -0.005) plus the 0.05 rad mismatch's share on joint 1
+    expected = np.hypot(0.01 + 0.05 / (blend + 1), 0.005)
+    np.testing.assert_allclose(node.jumps["boundary"], expected, rtol=1e-6)
+    assert r.jump_p95["ratio"] > 2 if blend == 0 else r.jump_p95["ratio"] < 1.5
+
+
 def test_the_server_guards_its_door(push_run):
     source = PolicySource(load_policy(push_run))
     with pytest.raises(ValueError, match="without a token"):
@@ -272,15 +315,20 @@ def test_deploy_cli_runs_episodes_and_names_bad_settings(push_run, tmp_path, cap
     assert "unknown robot driver" in capsys.readouterr().err
     assert main(["deploy", f"checkpoint={push_run}", "safety.velocity_scale=3"]) == 2
     assert "velocity_scale" in capsys.readouterr().err
+    assert main(["deploy", f"checkpoint={push_run}", "node.join_blend=-1"]) == 2
+    assert "join_blend must lie in [0, 8]" in capsys.readouterr().err
 
 
-def test_bench_deploy_compares_the_node_with_in_process_evaluation(push_run, tmp_path):
+def test_bench_deploy_compares_the_node_with_in_process_evaluation(push_run, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench", "deploy", f"checkpoint={push_run}", "episodes=1", "delays_ms=[0,200]",
-                 "time_limit_s=2", f"out={out}"]) == 0
+                 "join_blend=[0,3]", "time_limit_s=2", f"out={out}"]) == 0
     r = json.loads(out.read_text())
-    assert [row["delay_ms"] for row in r["node"]] == [0, 200]
-    assert r["node"][1]["lead_median"] > r["node"][0]["lead_median"]
+    assert [(row["delay_ms"], row["join_blend"]) for row in r["node"]] == [(0, 0), (0, 3), (200, 0), (200, 3)]
+    assert r["node"][2]["lead_median"] > r["node"][0]["lead_median"]
+    capsys.readouterr()
+    assert main(["bench", "deploy", f"checkpoint={push_run}", "join_blend=[0,12]"]) == 2
+    assert "join_blend must lie in [0, 8]" in capsys.readouterr().err
     assert 0 <= r["in_process"]["success_rate"] <= 1 and r["time_limit_s"] == pytest.approx(2.0)
 
 
