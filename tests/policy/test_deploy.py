@@ -113,10 +113,15 @@ def test_the_node_drives_the_simulated_arm_in_real_time(push_run):
         node = DeployNode(robot, PolicySource(policy), policy.cfg.n_obs_steps,
                           NodeConfig(seconds=2.0, stop_on_success=False), policy.cfg.horizon - 2)
         r = node.run()
-    assert 150 <= r.ticks <= 201 and r.chunks >= 3 and r.idle_ticks == 0
+    # the 100 Hz loop keeps its rate whatever the policy's speed; whether inference keeps up is
+    # the machine's business (bench deploy reports idle ticks), so a tick with no target must hold
+    assert 150 <= r.ticks <= 201 and r.chunks >= 3
     assert r.jump_p95["boundaries"] >= 2 and r.success is False
     commands = np.stack([a for _, a in arm.sent])
     assert np.all(np.isfinite(commands)) and len(commands) == r.ticks
+    assert r.holds == r.idle_ticks  # every idle tick re-sent the last command, nothing else did
+    repeats = int(np.sum(np.all(commands[1:] == commands[:-1], axis=1)))
+    assert repeats >= r.idle_ticks
     lo, hi = robot.safety.lower, robot.safety.upper
     assert np.all(commands >= lo - 1e-9) and np.all(commands <= hi + 1e-9)  # nothing out of limits
 
@@ -199,8 +204,10 @@ def test_injected_inference_delay_is_absorbed_by_committing_further_ahead(push_r
                           policy.cfg.horizon - 2)
         r = node.run()
     assert r.lead >= 3 and r.inference_ms["p50"] >= 250
-    assert r.idle_ticks == 0 and r.startup_s >= 0.25  # the first plan (at rest) measured the latency
-    assert r.chunks >= 3
+    assert r.startup_s >= 0.25  # the first plan (at rest) measured the latency
+    assert r.chunks >= 3 and r.holds == r.idle_ticks
+    # that the lead absorbs the delay with no idle tick is asserted with an instant source below
+    # (a real policy's own latency on a loaded CI machine can add to the delay past a chunk)
 
 
 class RampSource:

@@ -24,7 +24,8 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert "controller" in text
     assert row["llm_planner"]["episodes"] == 1 and "language-model planner (llm" in text
     # and the first seed again through the real-time node on the simulated arm
-    assert row["node"]["episodes"] == 1 and row["node"]["ticks"] > 100 and row["node"]["idle_ticks"] == 0
+    node = row["node"]
+    assert node["episodes"] == 1 and node["ticks"] > 100 and 0 <= node["idle_ticks"] < node["ticks"]
     assert "through the deployment node (simulated arm, 100 Hz)" in text
     # the controller's first episodes are recorded, with their decisions, and plots sit beside the JSONs
     from policy.recording import paths
