@@ -584,7 +584,8 @@ class DeployConfig:
     seed: int = 1_000_000
     """Seed of the first simulated episode (mujoco)."""
     node: NodeConfig = field(default_factory=NodeConfig)
-    """node.rate_hz, node.seconds, node.delay_ms, node.lead, node.source_timeout_s, node.join_blend."""
+    """node.rate_hz, node.seconds, node.delay_ms, node.lead, node.source_timeout_s, node.join_blend,
+    node.reserve."""
     safety: SafetyConfig = field(default_factory=SafetyConfig)
     """safety.velocity_scale, safety.watchdog_ms, safety.on_timeout=hold|stop, ..."""
     port: str = "/dev/ttyACM0"
@@ -658,6 +659,8 @@ class BenchDeployConfig:
     Without a planner only."""
     join_blend: list[int] = field(default_factory=lambda: [NodeConfig().join_blend])
     """Node join blends to compare (``node.join_blend``), each at every delay, interleaved."""
+    reserve: list[bool] = field(default_factory=lambda: [NodeConfig().reserve])
+    """Node reserve settings to compare (``node.reserve``), each at every delay and blend."""
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -666,6 +669,8 @@ class BenchDeployConfig:
             raise ValueError("join_blend must list at least one value, e.g. join_blend=[0,3]")
         for b in self.join_blend:
             NodeConfig(join_blend=b)  # range-checked there
+        if not self.reserve:
+            raise ValueError("reserve must list at least one value, e.g. reserve=[true,false]")
         if (self.planner is None) != (self.world_model is None):
             raise ValueError("planner= and world_model= go together: the controller needs both")
         if self.k < 1:

@@ -4,6 +4,11 @@ The plan runs at ``plan_dt`` (0.1 s, the policy's control step); the robot at it
 (100-500 Hz). A ``Chunk`` holds targets for consecutive plan steps ``start, start+1, ...``; at
 plan step k the robot is commanded target k, and between two plan steps its command moves
 linearly towards the next target, so it never jumps.
+
+A chunk's first ``planned`` targets are its plan: the node asks for the next chunk early enough to
+take over before they run out. Any targets after them are its reserve: the policy's own prediction
+further ahead (the rest of its horizon), followed only when the next chunk is late, so a slow
+inference continues the motion instead of stopping the arm at the join.
 """
 
 from __future__ import annotations
@@ -22,12 +27,21 @@ class Chunk:
     made_at: float = 0.0
     """Monotonic time the chunk was asked for (for its age)."""
     id: int = 0
+    planned: int | None = None
+    """How many of ``actions`` are the plan (the rest: reserve); None: all of them."""
 
     def __post_init__(self) -> None:
         a = np.asarray(self.actions, dtype=np.float64)
         if a.ndim != 2 or len(a) == 0:
             raise ValueError(f"a chunk needs (n, A) actions with n >= 1, got shape {a.shape}")
+        if self.planned is not None and not 0 <= self.planned <= len(a):
+            raise ValueError(f"planned must lie in [0, {len(a)}] (the chunk's length), got {self.planned}")
         self.actions = a
+
+    @property
+    def planned_end(self) -> int:
+        """First plan step after the chunk's plan (its reserve, if any, runs from here)."""
+        return self.start + (len(self.actions) if self.planned is None else self.planned)
 
     @property
     def end(self) -> int:
@@ -53,7 +67,8 @@ class Chunk:
         k = max(0, step - self.start)
         if k >= len(self.actions):
             raise ValueError(f"chunk {self.id} ({self.start}..{self.end - 1}) is entirely before step {step}")
-        return Chunk(self.start + k, self.actions[k:], self.made_at, self.id)
+        planned = None if self.planned is None else max(self.planned - k, 0)
+        return Chunk(self.start + k, self.actions[k:], self.made_at, self.id, planned)
 
 
 def blend_join(before: np.ndarray, actions: np.ndarray, steps: int, n_joints: int) -> np.ndarray:

@@ -21,6 +21,9 @@ class NodeConfig:
     source_timeout_s: float = 1.0
     """A request unanswered this long (or failed) makes the robot hold until a fresh chunk."""
     stop_on_success: bool = True
+    reserve: bool = True
+    """Follow the current chunk's reserve (the policy's prediction past its plan) while the next
+    chunk is late, instead of holding the arm still at the join (False: plan steps only)."""
     join_blend: int = 3
     """Plan steps over which a new chunk's mismatch with the committed motion is spread
     (``chunks.blend_join``; 0: the chunk is executed as planned). Through the node on Push (two

@@ -13,8 +13,10 @@ that will execute meanwhile (``committed``), which the policy inpaints: the new 
 old one. It takes over at the old chunk's last step, whose target serves only as the end of the
 last interpolation segment; without it the command would hold still for a plan step at every join
 (no next target to move towards) and then catch up in a jerk. A chunk arriving late has its stale
-steps dropped. With ``join_blend`` set, what inpainting leaves of a mismatch at the join is spread
-over the new chunk's first steps (``chunks.blend_join``). If the source fails or takes longer
+steps dropped; until it arrives the robot follows the current chunk's reserve (the policy's
+prediction past its plan, ``chunks.Chunk``) when the source returns one. With ``join_blend`` set,
+what inpainting leaves of a mismatch at the join is spread over the new chunk's first steps
+(``chunks.blend_join``). If the source fails or takes longer
 than ``source_timeout_s``, the robot holds its position until a fresh chunk arrives.
 
 Measured per run (``NodeReport``): tick jitter p50/p99, deadline misses, idle ticks (no chunk to
@@ -100,13 +102,19 @@ class DeployNode:
     """Runs one episode of ``source`` on ``robot`` (already connected)."""
 
     def __init__(self, robot: SafeRobot, source: ChunkSource, n_obs_steps: int, cfg: NodeConfig | None = None,
-                 max_committed: int | None = None, earlier_ms: Sequence[float] = ()) -> None:
+                 max_committed: int | None = None, earlier_ms: Sequence[float] = (),
+                 execute_steps: int | None = None) -> None:
         """``earlier_ms``: inference latencies of earlier episodes with the same source, which the
         adaptive lead covers from this episode's first request (else it rests on one measurement,
-        the first chunk's, until slower cycles arrive late and teach it)."""
+        the first chunk's, until slower cycles arrive late and teach it). ``execute_steps``: how
+        many of each chunk's targets are its plan (the policy's ``n_action_steps``); the rest are
+        reserve, followed only while the next chunk is late (None: every target is plan)."""
+        if execute_steps is not None and execute_steps < 1:
+            raise ValueError(f"execute_steps must be >= 1 plan step, got {execute_steps}")
         self.robot, self.source, self.cfg = robot, source, cfg or NodeConfig()
         self.earlier_ms = [float(x) for x in earlier_ms][-LEAD_WINDOW:]
         self.n_obs_steps = n_obs_steps
+        self.execute_steps = execute_steps
         self.max_committed = max_committed if max_committed is not None else 8
         self.a_dim = robot.constants.action_dim
         self._lock = threading.Lock()
@@ -136,10 +144,7 @@ class DeployNode:
                     raise UnsafeCommand(f"chunk has shape {actions.shape}, expected (n, {self.a_dim})")
                 if not np.all(np.isfinite(actions)):
                     raise UnsafeCommand("chunk holds NaN/inf")
-                if self.cfg.join_blend:
-                    before = np.concatenate([request.past, request.committed]).reshape(-1, self.a_dim)
-                    actions = blend_join(before, actions, self.cfg.join_blend, self.robot.constants.n_joints)
-                chunk = Chunk(start, actions, asked)
+                chunk = self._chunk(start, actions, asked)
             except UnsafeCommand as e:
                 self.refused += 1
                 log.error("refused a chunk from the policy: %s", e)
@@ -168,8 +173,9 @@ class DeployNode:
         sent_at_step: dict[int, np.ndarray] = {}
         chunk_at_step: dict[int, int] = {}
         jitter, idle, holds, misses, stale = [], 0, 0, 0, 0
+        n_joints = self.robot.constants.n_joints
         current: Chunk | None = None
-        upcoming: Chunk | None = None
+        pending: list[Chunk] = []  # arrived, not started yet: each takes over at its first step
         pending_since: float | None = None
         success = None
         # start-up: the arm waits at rest for the first chunk, which also measures the latency
@@ -178,7 +184,8 @@ class DeployNode:
         obs = self.robot.get_observation()
         history.append(obs)
         first = self._first_chunk(obs)
-        last_step, current, next_id = 0, Chunk(0, first, startup, 1), 1
+        last_step, current, next_id = 0, self._chunk(0, first, startup), 1
+        current.id = 1
         first_chunk_at = time.monotonic() - startup
         self.latencies.append(first_chunk_at * 1000)
         lead = c.lead or lead_for(self.earlier_ms + self.latencies[-LEAD_WINDOW:], period, c.plan_dt,
@@ -210,13 +217,19 @@ class DeployNode:
                         stale += step - ch.start
                         ch = ch.from_step(step)
                     log.debug("chunk %d: steps %d..%d arrived at %.2f", ch.id, ch.start, ch.end - 1, u)
+                    if c.join_blend:  # against the targets the robot runs up to the chunk's first step
+                        before = self._targets_before(ch.start, [current, *pending], sent_at_step)
+                        ch.actions = blend_join(before, ch.actions, c.join_blend, n_joints)
                     pending_since = None
+                    # a newer chunk supersedes those that would start with or after it; those
+                    # starting earlier still run until it takes over
+                    pending = [p for p in pending if p.start < ch.start]
                     if ch.start <= step or current is None:
-                        current, upcoming = ch, None
+                        current, pending = ch, []
                     else:
-                        upcoming = ch  # takes over at its first step
-                if upcoming is not None and step >= upcoming.start:
-                    current, upcoming = upcoming, None
+                        pending.append(ch)
+                while pending and step >= pending[0].start:
+                    current = pending.pop(0)
                 if step > last_step:  # a plan step boundary: observe, and ask for more in time
                     last_step = step
                     obs = self.robot.get_observation()
@@ -228,11 +241,11 @@ class DeployNode:
                         with self._lock:
                             lead = lead_for(self.earlier_ms + self.latencies[-LEAD_WINDOW:], period,
                                             c.plan_dt, self.max_committed)
-                    latest = upcoming or current
-                    due = latest is None or latest.end - INTERPOLATION_TAIL - step <= lead
+                    latest = pending[-1] if pending else current
+                    due = latest is None or latest.planned_end - INTERPOLATION_TAIL - step <= lead
                     if due and not in_flight:
-                        self._ask(*self._request_for(step, lead if latest else 0, latest, history,
-                                                     sent_at_step))
+                        self._ask(*self._request_for(step, lead if latest else 0, [current, *pending],
+                                                     history, sent_at_step))
                         pending_since = pending_since or now
                 stalled = pending_since is not None and now - pending_since > c.source_timeout_s
                 if current is not None and current.covers(u) and not stalled:
@@ -287,17 +300,49 @@ class DeployNode:
                                 f"finite: {bool(np.all(np.isfinite(actions)))}); nothing was sent")
         return actions
 
+    def _chunk(self, start: int, actions: np.ndarray, asked: float) -> Chunk:
+        """A checked chunk with its plan marked (and its reserve cut when ``reserve`` is off)."""
+        planned = None if self.execute_steps is None else min(self.execute_steps, len(actions))
+        if planned is not None and not self.cfg.reserve:
+            actions, planned = actions[:planned], None
+        return Chunk(start, actions, asked, planned=planned)
+
+    @staticmethod
+    def _scheduled(s: int, timeline: Sequence[Chunk | None]) -> np.ndarray | None:
+        """The target planned for step ``s``: from the chunk that will be running then (the last of
+        ``timeline``, in start order, starting by ``s``), held at its last target past its end."""
+        active = None
+        for ch in timeline:
+            if ch is not None and ch.start <= s:
+                active = ch
+        if active is None:
+            return None
+        return active.actions[min(s - active.start, len(active.actions) - 1)]
+
+    def _targets_before(self, start: int, timeline: Sequence[Chunk | None],
+                        sent: dict[int, np.ndarray]) -> np.ndarray:
+        """The targets of the (up to) two plan steps before ``start``, oldest first: as sent, else
+        as scheduled; none when the step just before is unknown."""
+        rows = []
+        for s in (start - 1, start - 2):
+            got = sent.get(s)
+            if got is None:
+                got = self._scheduled(s, timeline)
+            if got is None:
+                break
+            rows.insert(0, got)
+        return np.array(rows, dtype=np.float64)
+
     def _hold(self) -> np.ndarray:
         """Hold position: re-send the last command the safety layer passed."""
         return self.robot.send_action(self.robot.safety.last)
 
-    def _request_for(self, step: int, lead: int, current: Chunk | None, history, sent_at_step):
-        """Ask for the chunk starting ``lead`` steps after ``step``, committed to what runs until then."""
+    def _request_for(self, step: int, lead: int, timeline: Sequence[Chunk | None], history, sent_at_step):
+        """Ask for the chunk starting ``lead`` steps after ``step``, committed to what runs until
+        then (``timeline``: the current chunk and those waiting to take over, in start order)."""
         past = [sent_at_step[s] for s in range(step - self.n_obs_steps + 1, step) if s in sent_at_step]
-        committed = []
-        for s in range(step, step + lead):  # what runs until then: the latest chunk, held at its end
-            if current is not None:
-                committed.append(current.actions[min(max(s - current.start, 0), len(current.actions) - 1)])
+        planned = (self._scheduled(s, timeline) for s in range(step, step + lead))
+        committed = [a for a in planned if a is not None]
         req = PlanRequest(list(history), np.asarray(past).reshape(-1, self.a_dim),
                           np.asarray(committed).reshape(-1, self.a_dim), {"step": step})
         return step + len(committed), req

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,10 +18,22 @@ DRIVERS = ("mujoco", "so101", "franka")
 """Robots ``reverie deploy`` can drive (``mujoco``: a simulated arm in its own process)."""
 
 
+@dataclass(frozen=True)
+class LoadedSource:
+    """A chunk source and what a node must know of it."""
+
+    source: Any
+    task: str
+    robot: str
+    n_obs_steps: int
+    max_committed: int
+    execute_steps: int
+
+
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
                 device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8,
                 guidance: float | None = None, join_samples: int = 1):
-    """(source, task, robot, n_obs_steps, max_committed) from a checkpoint (with ``planner``: the
+    """The source (``LoadedSource``) from a checkpoint (with ``planner``: the
     sample -> dream -> choose controller over ``world_model``; else ``join_samples`` chunks per
     request, the smoothest join kept) or a running server."""
     if server:
@@ -28,7 +41,8 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
 
         src = RemoteSource(server, os.environ.get(token_env))
         info = src.info()
-        return src, info["task"], info["robot"], int(info["n_obs_steps"]), int(info["max_committed"])
+        return LoadedSource(src, info["task"], info["robot"], int(info["n_obs_steps"]),
+                            int(info["max_committed"]), int(info["execute_steps"]))
     from policy.checkpoint import load_policy
     from policy.deploy.source import PolicySource
 
@@ -49,7 +63,8 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
                                           ControllerConfig(k=k)), steps, **kw)
     else:
         src = PolicySource(policy, steps, join_samples=join_samples, **kw)
-    return src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps, src.max_committed
+    return LoadedSource(src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps,
+                        src.max_committed, src.execute_steps)
 
 
 def make_driver(kind: str, task: str, robot: str, seed: int, port: str, calibration: str | None):
@@ -89,15 +104,16 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
-    source, task, arm, n_obs, max_committed = make_source(checkpoint, server, token_env, steps,
-                                                          planner=planner, world_model=world_model, k=k,
-                                                          guidance=guidance, join_samples=join_samples)
+    loaded = make_source(checkpoint, server, token_env, steps, planner=planner, world_model=world_model,
+                         k=k, guidance=guidance, join_samples=join_samples)
+    source, task, arm = loaded.source, loaded.task, loaded.robot
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
     seen_ms: list[float] = []  # the source's recent latencies, so each episode's lead starts informed
     for i in range(episodes):
         with SafeRobot(make_driver(robot, task, arm, seed + i, port, calibration), safety) as bot:
-            n = DeployNode(bot, source, n_obs, node, max_committed, earlier_ms=seen_ms)
+            n = DeployNode(bot, source, loaded.n_obs_steps, node, loaded.max_committed, earlier_ms=seen_ms,
+                           execute_steps=loaded.execute_steps)
             reports.append(n.run())
             seen_ms = (seen_ms + n.latencies)[-LEAD_WINDOW:]
             inside += n.jumps["inside"]
@@ -135,7 +151,7 @@ def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | No
     from policy.deploy.server import PolicyServer
 
     source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k,
-                         join_samples=join_samples)[0]
+                         join_samples=join_samples).source
     server = PolicyServer(source, host, port, os.environ.get(token_env)).start()
     print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
     try:

@@ -74,7 +74,8 @@ class PolicyServer:
         self.source, self.host, self.token = source, host, token
         shapes = source.policy.shapes
         self.info = {"task": shapes.task, "robot": shapes.robot, "n_obs_steps": source.policy.cfg.n_obs_steps,
-                     "action_dim": shapes.action_dim, "max_committed": source.max_committed}
+                     "action_dim": shapes.action_dim, "max_committed": source.max_committed,
+                     "execute_steps": source.execute_steps}
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))  # one inference at a time
         handlers = {"Plan": grpc.unary_unary_rpc_method_handler(self._plan),
                     "Info": grpc.unary_unary_rpc_method_handler(self._info)}
@@ -129,6 +130,10 @@ class RemoteSource:
     @property
     def max_committed(self) -> int:
         return int(self.info()["max_committed"])
+
+    @property
+    def execute_steps(self) -> int:
+        return int(self.info()["execute_steps"])
 
     def plan(self, request: PlanRequest) -> np.ndarray:
         return np.asarray(decode(self._call(self._plan, request_to_wire(request)))["actions"])

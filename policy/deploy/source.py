@@ -3,7 +3,9 @@
 ``plan(request)`` takes the last To observations (one per plan step, oldest first), the To-1
 actions already sent before the newest observation (``past``) and the actions already committed
 for the steps from the newest observation until the new chunk takes over (``committed``), and
-returns the targets for the steps after those. The committed steps are inpainted: the new
+returns the targets for the steps after those: the policy's ``n_action_steps`` (the plan,
+``execute_steps``) and the rest of its horizon after them (the reserve a node follows only while
+the next chunk is late). The committed steps are inpainted: the new
 trajectory is denoised with them held fixed, so it continues what the robot is doing instead of
 starting afresh (no temporal ensembling, no jump at the switch).
 """
@@ -61,6 +63,11 @@ class PolicySource:
         """The most committed steps a request may carry (leaving at least one new action)."""
         return self.policy.cfg.horizon - self.policy.cfg.n_obs_steps
 
+    @property
+    def execute_steps(self) -> int:
+        """How many of a chunk's targets are its plan; those after them are reserve."""
+        return self.policy.cfg.n_action_steps
+
     def plan(self, request: PlanRequest) -> np.ndarray:
         known, keep = self._prefix(request)
         p = self.policy
@@ -73,10 +80,9 @@ class PolicySource:
         return self._after_committed(trajs[best], len(request.committed))
 
     def _after_committed(self, traj: np.ndarray, d: int) -> np.ndarray:
-        """The new actions of a (H, A) trajectory: those after the past and the committed steps."""
-        to, h = self.policy.cfg.n_obs_steps, self.policy.cfg.horizon
-        n = min(self.policy.cfg.n_action_steps, h - (to - 1) - d)
-        return traj[to - 1 + d: to - 1 + d + n]
+        """The new actions of a (H, A) trajectory: all those after the past and the committed steps
+        (the first ``execute_steps`` are the plan, the rest reserve)."""
+        return traj[self.policy.cfg.n_obs_steps - 1 + d:]
 
     def _prefix(self, request: PlanRequest) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Observe the request's history; the known trajectory and keep mask of its past and

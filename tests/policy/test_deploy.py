@@ -68,7 +68,9 @@ def test_the_inpainted_chunk_continues_the_committed_actions(push_run):
 
     obs, _ = ReverieEnv("push", "panda").reset(seed=3)
     first = src.plan(PlanRequest([obs, obs], np.zeros((0, 8)), np.zeros((0, 8))))
-    assert first.shape == (policy.cfg.n_action_steps, 8)
+    # the plan (n_action_steps) and after it the rest of the horizon, the reserve
+    assert first.shape == (policy.cfg.horizon - policy.cfg.n_obs_steps + 1, 8)
+    assert src.execute_steps == policy.cfg.n_action_steps
     with pytest.raises(ValueError, match="leave no room"):
         src.plan(PlanRequest([obs], np.zeros((0, 8)), np.zeros((src.max_committed + 1, 8))))
 
@@ -111,7 +113,8 @@ def test_the_node_drives_the_simulated_arm_in_real_time(push_run):
     arm = _arm()
     with SafeRobot(arm) as robot:
         node = DeployNode(robot, PolicySource(policy), policy.cfg.n_obs_steps,
-                          NodeConfig(seconds=2.0, stop_on_success=False), policy.cfg.horizon - 2)
+                          NodeConfig(seconds=2.0, stop_on_success=False), policy.cfg.horizon - 2,
+                          execute_steps=policy.cfg.n_action_steps)
         r = node.run()
     # the 100 Hz loop keeps its rate whatever the policy's speed; whether inference keeps up is
     # the machine's business (bench deploy reports idle ticks), so a tick with no target must hold
@@ -201,7 +204,7 @@ def test_injected_inference_delay_is_absorbed_by_committing_further_ahead(push_r
     with SafeRobot(arm) as robot:
         node = DeployNode(robot, PolicySource(policy), policy.cfg.n_obs_steps,
                           NodeConfig(seconds=2.5, delay_ms=250, stop_on_success=False),
-                          policy.cfg.horizon - 2)
+                          policy.cfg.horizon - 2, execute_steps=policy.cfg.n_action_steps)
         r = node.run()
     assert r.lead >= 3 and r.inference_ms["p50"] >= 250
     assert r.startup_s >= 0.25  # the first plan (at rest) measured the latency
@@ -249,6 +252,49 @@ def test_with_a_continuing_policy_the_node_adds_no_jump_or_hold_at_chunk_joins_e
     slope, offset = np.polyfit(times, joint1, 1)
     assert slope == pytest.approx(RampSource.velocity[0] / 0.1, rel=0.05)  # 0.01 rad per 0.1 s plan step
     assert np.abs(joint1 - (slope * times + offset)).max() < 0.002
+
+
+class SpikySource(RampSource):
+    """The ramp over 12 steps, but its third answer takes 0.45 s: longer than a 4-step (0.4 s)
+    plan lasts and more than the lead learnt from the fast answers before it covers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def plan(self, request: PlanRequest) -> np.ndarray:
+        import time
+
+        self.calls += 1
+        if self.calls == 3:
+            time.sleep(0.45)
+        ramp = super().plan(request)
+        return ramp[0] + self.velocity * np.arange(12)[:, None]
+
+
+@pytest.mark.parametrize("reserve", [True, False])
+def test_a_late_chunk_is_bridged_by_the_reserve_instead_of_a_stop(reserve):
+    """Each chunk is 12 targets of which 4 are the plan. When the slow answer comes after the plan
+    ran out, the arm follows the reserve (the rest of the last chunk) and the motion goes on at
+    exactly one velocity step per plan step; with the reserve off the arm stops and waits. After
+    the slow answer the lead (5) exceeds the plan (4), so each request leaves before the chunk
+    asked for last has started: that chunk must still take over in its turn (a node that let the
+    newer one replace it idled for 60 of the 200 ticks)."""
+    with SafeRobot(_arm()) as robot:
+        node = DeployNode(robot, SpikySource(), 2, NodeConfig(seconds=2.0, reserve=reserve,
+                                                                 stop_on_success=False), 6, execute_steps=4)
+        r = node.run()
+    assert r.stale_dropped > 0  # the slow chunk did arrive late
+    if reserve:
+        assert r.idle_ticks == 0
+        plan = np.stack([node.sent_at_step[s] for s in sorted(node.sent_at_step)])
+        steady = np.broadcast_to(RampSource.velocity, (len(plan) - 1, 8))
+        np.testing.assert_allclose(np.diff(plan, axis=0), steady, atol=1e-9)
+    else:
+        assert r.idle_ticks >= 10 and r.holds == r.idle_ticks  # a plan step or more held still
+    with pytest.raises(ValueError, match="execute_steps"):
+        DeployNode(robot, SpikySource(), 2, NodeConfig(), 6, execute_steps=0)
+    with pytest.raises(ValueError, match="planned"):
+        Chunk(0, np.zeros((3, 2)), planned=4)
 
 
 def test_the_join_blend_spreads_a_mismatch_evenly_and_keeps_the_rest_of_the_chunk():
@@ -337,6 +383,13 @@ def test_bench_deploy_compares_the_node_with_in_process_evaluation(push_run, tmp
     assert main(["bench", "deploy", f"checkpoint={push_run}", "join_blend=[0,12]"]) == 2
     assert "join_blend must lie in [0, 8]" in capsys.readouterr().err
     assert 0 <= r["in_process"]["success_rate"] <= 1 and r["time_limit_s"] == pytest.approx(2.0)
+    assert all(row["reserve"] is True for row in r["node"])  # the node's default
+    assert main(["bench", "deploy", f"checkpoint={push_run}", "episodes=1", "delays_ms=[0]",
+                 "reserve=[true,false]", "time_limit_s=1", f"out={out}"]) == 0
+    rows = json.loads(out.read_text())["node"]
+    assert [row["reserve"] for row in rows] == [True, False] and all(row["ticks"] > 50 for row in rows)
+    assert main(["bench", "deploy", f"checkpoint={push_run}", "reserve=[]"]) == 2
+    assert "reserve must list at least one value" in capsys.readouterr().err
 
 
 def test_the_controller_in_the_node_holds_every_candidate_to_the_committed_prefix(push_run, push_wm):
@@ -359,7 +412,7 @@ def test_the_controller_in_the_node_holds_every_candidate_to_the_committed_prefi
     to = policy.cfg.n_obs_steps
     assert cands.shape[0] == 3
     np.testing.assert_allclose(cands[:, to - 1: to + 1], np.broadcast_to(committed, (3, 2, 8)), atol=1e-4)
-    assert new.shape == (min(policy.cfg.n_action_steps, policy.cfg.horizon - (to - 1) - 2), 8)
+    assert new.shape == (policy.cfg.horizon - (to - 1) - 2, 8)  # the rest of the horizon: plan and reserve
 
 
 def test_deploy_runs_the_controller_when_given_a_planner(push_run, push_wm, tmp_path):
