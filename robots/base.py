@@ -54,6 +54,12 @@ class RobotConstants:
     symmetric_gripper: bool
     """Whether the gripper looks the same after a half turn about the tool axis (two moving
     fingers), so a grasp yaw is only defined modulo pi."""
+    tool_yaw_centre: float = 0.0
+    """Tool yaw (rad, about world z, pointing down) at which the wrist joint is near mid-range.
+    The experts pick, of the yaws that are equivalent for the gripper, the one within half a
+    period of it: far from the wrist's limits, and (placed between the axes) far from the
+    directions the tasks' axis-aligned moves ask for, so a push along y does not land on the
+    wrap and turn the wrist one way in one demonstration and the opposite way in the next."""
 
     def __post_init__(self) -> None:
         n = len(self.joint_names)

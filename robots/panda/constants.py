@@ -45,5 +45,6 @@ PANDA = RobotConstants(
     model_path=Path(__file__).with_name("panda.xml"),
     ee_site="ee",
     symmetric_gripper=True,
+    tool_yaw_centre=math.pi / 4,  # the hand's yaw with joint 7 at 0, mid-range (home: pi/4, yaw 0)
     reach=0.855,
 )

@@ -54,6 +54,12 @@ def wrap_half_turn(angle: float) -> float:
     return float((angle + np.pi / 2) % np.pi - np.pi / 2)
 
 
+def wrap_yaw(angle: float, period: float, centre: float = 0.0) -> float:
+    """The angle equivalent to ``angle`` modulo ``period`` in (centre - period/2, centre + period/2]."""
+    top = centre + period / 2
+    return float(top - (top - angle) % period)
+
+
 class Expert(ABC):
     """Base of the scripted experts: runs phases, moves along straight lines, solves IK."""
 
@@ -94,9 +100,10 @@ class Expert(ABC):
         dist = float(np.linalg.norm(delta))
         step = wp.speed * self.dt
         self._cmd = wp.pos.copy() if dist <= step else self._cmd + delta * (step / dist)
-        # Yaw targets live in one fixed range, so the wrist never winds up across steps.
-        yaw = (wrap_half_turn(wp.yaw) if self.robot.symmetric_gripper
-               else float(np.angle(np.exp(1j * wp.yaw))))
+        # Yaw targets live in one fixed range, so the wrist never winds up across steps; it is
+        # centred where the wrist is mid-range, its wrap between the axes (``tool_yaw_centre``)
+        period = np.pi if self.robot.symmetric_gripper else 2 * np.pi
+        yaw = wrap_yaw(wp.yaw, period, self.robot.tool_yaw_centre)
         self._yaw += float(np.clip(yaw - self._yaw, -MAX_YAW_RATE * self.dt, MAX_YAW_RATE * self.dt))
         target = self._cmd + (self._disturbance[3] if kind == "offset" else 0.0)
         self._q = self.ik.solve(self._q, target, down_rotation(self._yaw))
