@@ -16,8 +16,8 @@ last interpolation segment; without it the command would hold still for a plan s
 steps dropped; until it arrives the robot follows the current chunk's reserve (the policy's
 prediction past its plan, ``chunks.Chunk``) when the source returns one. With ``join_blend`` set,
 what inpainting leaves of a mismatch at the join is spread over the new chunk's first steps
-(``chunks.blend_join``). If the source fails or takes longer
-than ``source_timeout_s``, the robot holds its position until a fresh chunk arrives.
+(``chunks.blend_join``). If the source fails or takes longer than ``source_timeout_s``, the robot
+holds its position until a fresh chunk arrives.
 
 Measured per run (``NodeReport``): tick jitter p50/p99, deadline misses, idle ticks (no chunk to
 follow after the first), the p95 action change between plan steps at chunk boundaries against
@@ -184,8 +184,7 @@ class DeployNode:
         obs = self.robot.get_observation()
         history.append(obs)
         first = self._first_chunk(obs)
-        last_step, current, next_id = 0, self._chunk(0, first, startup), 1
-        current.id = 1
+        last_step, current, next_id = 0, self._chunk(0, first, startup, chunk_id=1), 1
         first_chunk_at = time.monotonic() - startup
         self.latencies.append(first_chunk_at * 1000)
         lead = c.lead or lead_for(self.earlier_ms + self.latencies[-LEAD_WINDOW:], period, c.plan_dt,
@@ -300,12 +299,12 @@ class DeployNode:
                                 f"finite: {bool(np.all(np.isfinite(actions)))}); nothing was sent")
         return actions
 
-    def _chunk(self, start: int, actions: np.ndarray, asked: float) -> Chunk:
+    def _chunk(self, start: int, actions: np.ndarray, asked: float, chunk_id: int = 0) -> Chunk:
         """A checked chunk with its plan marked (and its reserve cut when ``reserve`` is off)."""
         planned = None if self.execute_steps is None else min(self.execute_steps, len(actions))
         if planned is not None and not self.cfg.reserve:
             actions, planned = actions[:planned], None
-        return Chunk(start, actions, asked, planned=planned)
+        return Chunk(start, actions, asked, chunk_id, planned)
 
     @staticmethod
     def _scheduled(s: int, timeline: Sequence[Chunk | None]) -> np.ndarray | None:

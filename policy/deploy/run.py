@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from policy.deploy.config import NodeConfig
 from policy.deploy.node import LEAD_WINDOW, DeployNode
 from robots.drivers.base import SafeRobot
 from robots.safety import SafetyConfig
+
+if TYPE_CHECKING:  # the source module imports torch; the CLI loads this one before any model
+    from policy.deploy.source import ChunkSource
 
 DRIVERS = ("mujoco", "so101", "franka")
 """Robots ``reverie deploy`` can drive (``mujoco``: a simulated arm in its own process)."""
@@ -22,7 +25,7 @@ DRIVERS = ("mujoco", "so101", "franka")
 class LoadedSource:
     """A chunk source and what a node must know of it."""
 
-    source: Any
+    source: ChunkSource
     task: str
     robot: str
     n_obs_steps: int

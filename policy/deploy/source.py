@@ -5,9 +5,9 @@ actions already sent before the newest observation (``past``) and the actions al
 for the steps from the newest observation until the new chunk takes over (``committed``), and
 returns the targets for the steps after those: the policy's ``n_action_steps`` (the plan,
 ``execute_steps``) and the rest of its horizon after them (the reserve a node follows only while
-the next chunk is late). The committed steps are inpainted: the new
-trajectory is denoised with them held fixed, so it continues what the robot is doing instead of
-starting afresh (no temporal ensembling, no jump at the switch).
+the next chunk is late). The committed steps are inpainted: the new trajectory is denoised with
+them held fixed, so it continues what the robot is doing instead of starting afresh (no temporal
+ensembling, no jump at the switch).
 """
 
 from __future__ import annotations

@@ -64,13 +64,14 @@ def test_equivalent_yaws_are_chosen_in_one_window_away_from_the_axes():
 def test_push_demonstrations_turn_the_panda_wrist_one_way_for_the_same_tool_yaw():
     """Joint 7 minus joint 1 follows the tool's yaw up to a constant on one branch only: the
     demonstrations never reach the same hand orientation by the opposite half turn of the wrist."""
-    from sim.experts.base import wrap_yaw
+    from robots.registry import get_robot
+    from sim import keys
+    from sim.experts.base import ee_yaw, wrap_yaw
 
+    centre = get_robot("panda").tool_yaw_centre
     offsets = []
     for e in rollouts("push", "panda", episodes=6, seed=0, num_envs=1):
         q = np.stack(e.frames["observation.state"])
-        ee = np.stack(e.frames["observation.ee_pose"])
-        w, x, y, z = ee[:, 3:7].T
-        yaw = np.arctan2(2 * (x * y + w * z), 1 - 2 * (y * y + z * z))
-        offsets += list(q[:, 6] - q[:, 0] + np.array([wrap_yaw(a, np.pi, np.pi / 4) for a in yaw]))
+        yaw = [ee_yaw({keys.EE_POSE: pose}) for pose in e.frames["observation.ee_pose"]]
+        offsets += list(q[:, 6] - q[:, 0] + np.array([wrap_yaw(a, np.pi, centre) for a in yaw]))
     assert np.ptp(offsets) < 2.0  # one branch (two would lie pi apart)
