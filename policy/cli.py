@@ -134,7 +134,8 @@ def cmd_eval(overrides: list[str]) -> None:
         recorder = Recorder(c.rerun, list(range(c.seed, c.seed + c.rerun_episodes)), images=c.rerun_images)
     try:
         r = evaluate(policy, c.episodes, c.seed, batch=c.batch, steps=c.steps, video=c.video,
-                     controller=controller, displace=displace, task_kwargs=task_kwargs, recorder=recorder)
+                     controller=controller, displace=displace, task_kwargs=task_kwargs, recorder=recorder,
+                     lead=c.lead)
     finally:
         if recorder is not None:
             recorder.close()

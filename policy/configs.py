@@ -326,6 +326,9 @@ class EvalConfig:
     """Harder setting: at this control step move the cube ``displace_cm`` in a seeded direction."""
     displace_cm: float = 6.0
     """Distance of the mid-episode displacement, cm."""
+    lead: int = 0
+    """Plan each chunk this many control steps before it takes over, holding the steps that run
+    meanwhile: the deployment node's inference latency, simulated without its clock (plain policy)."""
     phrasing: str | None = None
     """Sort only: familiar (as in the demonstrations) or novel instructions (held-out words)."""
     llm: LLMConfig = field(default_factory=LLMConfig)
@@ -359,6 +362,11 @@ class EvalConfig:
 
         if self.phrasing not in (None, "familiar", "novel"):
             raise ValueError(f"phrasing must be familiar or novel, got {self.phrasing!r}")
+        if self.lead < 0:
+            raise ValueError(f"lead must be >= 0 control steps, got {self.lead}")
+        if self.lead and self.planner:
+            raise ValueError("lead applies to the plain policy; to measure a planner under latency run "
+                             "`reverie bench deploy ... planner=NAME` (the node)")
         from policy.dreamers import DREAMERS
         from policy.planners.registry import PLANNERS
 

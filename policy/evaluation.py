@@ -42,16 +42,22 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
              progress: bool = True, generator_seed: int = 0, controller: Controller | None = None,
              displace: Displacement | None = None,
              on_decisions: Callable[[list[Decision]], None] | None = None,
-             task_kwargs: dict[str, Any] | None = None, recorder: Recorder | None = None) -> dict[str, Any]:
+             task_kwargs: dict[str, Any] | None = None, recorder: Recorder | None = None,
+             lead: int = 0) -> dict[str, Any]:
     """Success rate (95 % Wilson interval), mean time to success and per-seed outcomes.
 
     With a ``controller`` the episodes are driven by sample -> dream -> choose (its policy must be
     ``policy``) and the result gains a ``controller`` section, including the executed dream's error
     against what really happened per dream step; ``displace`` moves the cube mid-episode (a harder
     setting); ``task_kwargs`` go to the task (e.g. Sort's ``phrasing``); ``recorder`` records the
-    episodes whose seeds it names to rerun."""
+    episodes whose seeds it names to rerun. ``lead`` > 0 plans each chunk that many control steps
+    before it takes over, holding the steps that execute meanwhile, as the deployment node does
+    while inference runs (``DiffusionPolicy.select_action``): the node's latency without its clock."""
     if controller is not None and controller.policy is not policy:
         raise ValueError("the controller must drive the policy being evaluated")
+    if lead and controller is not None:
+        raise ValueError("lead applies to the plain policy; to measure the controller under latency run "
+                         "`reverie bench deploy ... planner=value` (the node)")
     if episodes < 1 or batch < 1:
         raise ValueError(f"episodes and batch must be >= 1, got {episodes}, {batch}")
     task, robot = policy.shapes.task, policy.shapes.robot
@@ -65,7 +71,7 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
         seeds = list(range(seed + start, seed + min(start + batch, episodes)))
         record = video is not None and start == 0
         outcomes += _run_wave(policy, task, robot, seeds, steps, gen, frames if record else None,
-                              controller, displace, task_kwargs, recorder, dream_error)
+                              controller, displace, task_kwargs, recorder, dream_error, lead)
         if controller is not None:
             stats.add(controller.decisions)
             if on_decisions is not None:
@@ -90,6 +96,8 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
         extra["displace"] = dataclasses.asdict(displace)
     if task_kwargs:
         extra["task_kwargs"] = task_kwargs
+    if lead:
+        extra["lead"] = lead
     return {**extra,
         "task": task, "robot": robot, "episodes": len(outcomes), "seed": seed,
         "inference_steps": steps or policy.cfg.num_inference_steps, "scheduler": policy.cfg.scheduler,
@@ -122,7 +130,7 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
               gen: torch.Generator, frames: list[np.ndarray] | None, controller: Controller | None = None,
               displace: Displacement | None = None, task_kwargs: dict[str, Any] | None = None,
               recorder: Recorder | None = None,
-              dream_error: ExecutedDreamError | None = None) -> list[dict[str, Any]]:
+              dream_error: ExecutedDreamError | None = None, lead: int = 0) -> list[dict[str, Any]]:
     recorded = [recorder is not None and recorder.records(s) for s in seeds]
     images = [recorded[i] and recorder.images for i in range(len(seeds))]
     envs = [ReverieEnv(task, robot, task_kwargs=task_kwargs,
@@ -151,7 +159,7 @@ def _run_wave(policy: DiffusionPolicy, task: str, robot: str, seeds: list[int], 
                     if not done[i]:
                         obs[i] = env.displace(displace.offset(seeds[i]))
             if controller is None:
-                actions = policy.select_action(obs, steps=steps, generator=gen)
+                actions = policy.select_action(obs, lead, steps=steps, generator=gen)
             else:
                 actions = controller.select_action(obs, steps=steps, generator=gen, active=~np.asarray(done))
                 for d in controller.decisions[seen:]:

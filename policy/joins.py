@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from policy.deploy.source import known_prefix
 from policy.diffusion.policy import DiffusionPolicy
 from sim.env import ReverieEnv
 
@@ -98,7 +97,7 @@ def _draw(policy: DiffusionPolicy, past: np.ndarray, committed: np.ndarray, d: i
     """Draw fresh trajectories behind the past action and ``d`` committed steps; record their joins
     and the steps among the new actions the node would execute."""
     to, ta, h = policy.cfg.n_obs_steps, policy.cfg.n_action_steps, policy.cfg.horizon
-    known, keep = known_prefix(policy, past, committed[:d])
+    known, keep = policy.known_prefix(past, committed[:d])
     trajs = policy.sample(policy.observation_window(), policy.instructions, draws, known=known, keep=keep,
                           steps=steps, generator=gen, guidance=guidance)[0].numpy()
     j = to - 1 + d  # index of the first new action

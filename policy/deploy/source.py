@@ -96,7 +96,7 @@ class PolicySource:
         p.reset()
         for o in list(request.observations)[-to:]:
             p.observe(o)
-        return known_prefix(p, request.past, request.committed)
+        return p.known_prefix(request.past, request.committed)
 
 
 def smoothest_join(trajs: np.ndarray, first_new: int, n_joints: int) -> int:
@@ -107,27 +107,6 @@ def smoothest_join(trajs: np.ndarray, first_new: int, n_joints: int) -> int:
     x = trajs[:, max(first_new - 2, 0): first_new + 1, :n_joints]
     jolt = np.diff(x, n=min(2, x.shape[1] - 1), axis=1)[:, -1]
     return int(np.argmin(np.linalg.norm(jolt, axis=-1)))
-
-
-def known_prefix(policy: DiffusionPolicy, past: np.ndarray,
-                 committed: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """The known trajectory (1, H, A) and keep mask (H,) of a request's past actions (the last
-    To-1, ending just before the newest observation) and committed actions (from it on); (None,
-    None) when there are none."""
-    to, h, a_dim = policy.cfg.n_obs_steps, policy.cfg.horizon, policy.shapes.action_dim
-    d = len(committed)
-    dev = policy.obs_norm.centre.device
-    known = torch.zeros(1, h, a_dim, device=dev)
-    keep = torch.zeros(h, dtype=torch.bool, device=dev)
-    past = np.asarray(past, dtype=np.float32).reshape(-1, a_dim)[-(to - 1):] if to > 1 else \
-        np.zeros((0, a_dim), np.float32)
-    if len(past):
-        known[0, to - 1 - len(past): to - 1] = torch.as_tensor(past)
-        keep[to - 1 - len(past): to - 1] = True
-    if d:
-        known[0, to - 1: to - 1 + d] = torch.as_tensor(np.asarray(committed, dtype=np.float32))
-        keep[to - 1: to - 1 + d] = True
-    return (known, keep) if keep.any() else (None, None)
 
 
 class ControllerSource(PolicySource):

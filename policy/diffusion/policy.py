@@ -191,13 +191,40 @@ class DiffusionPolicy(nn.Module):
         if not self._history:
             raise ValueError("no observation yet: call observe() (or pass one to predict_action_chunk)")
         window = self.observation_window()
-        to, h = self.cfg.n_obs_steps, self.cfg.horizon
+        to = self.cfg.n_obs_steps
         if self.cfg.inpaint_past and to > 1 and len(self._sent) == to - 1 and "known" not in sample_kw:
-            known = torch.zeros(window.shape[0], h, self.shapes.action_dim, device=window.device)
-            known[:, : to - 1] = torch.as_tensor(np.stack(list(self._sent), axis=1), dtype=torch.float32)
-            keep = torch.arange(h, device=window.device) < to - 1
+            known, keep = self.known_prefix(np.stack(list(self._sent), axis=1), None)
             sample_kw = {**sample_kw, "known": known, "keep": keep}
         return self.sample(window, self._instructions, k, **sample_kw)
+
+    def known_prefix(self, past: np.ndarray | None,
+                     committed: np.ndarray | None) -> tuple[Tensor | None, Tensor | None]:
+        """The known trajectory (B, H, A) and keep mask (H,) that hold a new trajectory to the
+        actions sent before the newest observation (``past``, (B, p, A) or (p, A), oldest first;
+        the last To-1 are used) and to those that will execute from it on (``committed``, (B, d, A)
+        or (d, A)); (None, None) when there are none."""
+        to, h, a_dim = self.cfg.n_obs_steps, self.cfg.horizon, self.shapes.action_dim
+
+        def rows(x: np.ndarray | None) -> np.ndarray:
+            x = np.zeros((0, a_dim)) if x is None else np.asarray(x, dtype=np.float32)
+            return x.reshape(1, -1, a_dim) if x.ndim <= 2 else x.reshape(x.shape[0], -1, a_dim)
+
+        past, committed = rows(past), rows(committed)
+        past = past[:, max(past.shape[1] - (to - 1), 0):] if to > 1 else past[:, :0]
+        p, d = past.shape[1], committed.shape[1]
+        if to - 1 + d > h:
+            raise ValueError(f"{d} committed steps do not fit in a horizon of {h} after {to - 1} past ones")
+        b = max(len(past), len(committed))
+        dev = self.obs_norm.centre.device
+        known = torch.zeros(b, h, a_dim, device=dev)
+        keep = torch.zeros(h, dtype=torch.bool, device=dev)
+        if p:
+            known[:, to - 1 - p: to - 1] = torch.as_tensor(past, device=dev)
+            keep[to - 1 - p: to - 1] = True
+        if d:
+            known[:, to - 1: to - 1 + d] = torch.as_tensor(committed, device=dev)
+            keep[to - 1: to - 1 + d] = True
+        return (known, keep) if keep.any() else (None, None)
 
     def chunk_of(self, traj: Tensor | np.ndarray) -> np.ndarray:
         """The Ta steps to execute from trajectories (..., H, A): steps To-1 .. To-1+Ta-1."""
@@ -212,15 +239,34 @@ class DiffusionPolicy(nn.Module):
             self.observe(obs)
         return self.chunk_of(self.candidates(1, **sample_kw)[:, 0])
 
+    def _chunk_after_queue(self, **sample_kw: Any) -> np.ndarray:
+        """The (B, <=Ta, A) actions after those queued, which the new trajectory holds fixed."""
+        committed = np.stack(list(self._queue), axis=1)
+        past = np.stack(list(self._sent), axis=1) if len(self._sent) == self.cfg.n_obs_steps - 1 else None
+        known, keep = self.known_prefix(past, committed)
+        traj = self.candidates(1, known=known, keep=keep, **sample_kw)[:, 0]
+        first = self.cfg.n_obs_steps - 1 + committed.shape[1]
+        return traj[:, first: first + self.cfg.n_action_steps].cpu().numpy()
+
     def record_sent(self, action: np.ndarray) -> None:
         """Remember an action (B, A) that was sent, for ``inpaint_past``."""
         self._sent.append(action)
 
-    def select_action(self, obs: Observation | list[Observation], **sample_kw: Any) -> np.ndarray:
-        """One action per call: (A,) for one observation dict, (B, A) for a list of them."""
+    def select_action(self, obs: Observation | list[Observation], lead: int = 0,
+                      **sample_kw: Any) -> np.ndarray:
+        """One action per call: (A,) for one observation dict, (B, A) for a list of them.
+
+        ``lead`` > 0 plans each chunk that many steps before it takes over, as the deployment node
+        does while inference runs: from the observation then, holding the ``lead`` queued actions
+        that execute meanwhile (committed) and returning the Ta after them."""
         self.observe(obs)
+        if not 0 <= lead <= self.cfg.horizon - self.cfg.n_obs_steps:
+            raise ValueError(f"lead must lie in [0, {self.cfg.horizon - self.cfg.n_obs_steps}] "
+                             f"(horizon - n_obs_steps), got {lead}")
         if not self._queue:
             self._queue.extend(self.predict_action_chunk(**sample_kw).transpose(1, 0, 2))
+        elif len(self._queue) == lead:
+            self._queue.extend(self._chunk_after_queue(**sample_kw).transpose(1, 0, 2))
         action = self._queue.popleft()
         self.record_sent(action)
         return action[0] if isinstance(obs, dict) else action

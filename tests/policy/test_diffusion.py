@@ -216,6 +216,59 @@ def test_select_action_runs_a_receding_horizon_queue(monkeypatch):
     assert calls[1]["keep"].tolist() == [True] + [False] * 7
 
 
+def test_select_action_with_a_lead_plans_ahead_and_holds_the_committed_steps(monkeypatch):
+    """lead=2, chunks of 4 (H=8, To=2): the second chunk is planned at step 2 from the observation
+    then, holding the past action and the two queued ones; it takes over at step 4, as in the node."""
+    policy = tiny_policy()
+    calls = []
+    original = policy.sample
+
+    def counting(*args, **kw):
+        calls.append((args[0].clone(), kw))
+        return original(*args, **kw)
+
+    monkeypatch.setattr(policy, "sample", counting)
+    policy.reset()
+    actions = [policy.select_action([_obs(0.01 * i), _obs(0.02 * i)], lead=2) for i in range(7)]
+    assert len(calls) == 3  # planned at steps 0, 2 and 6
+    window, kw = calls[1]
+    assert torch.allclose(window[0, -1, :7], torch.full((7,), 0.02))  # the observation at step 2
+    assert kw["keep"].tolist() == [True, True, True, False, False, False, False, False]
+    for row in range(2):
+        held = kw["known"][row, :3].numpy()
+        np.testing.assert_allclose(held, [actions[1][row], actions[2][row], actions[3][row]], rtol=1e-6)
+    assert calls[2][1]["keep"].tolist()[:3] == [True] * 3
+
+
+def test_lead_zero_is_the_plain_queue_and_a_lead_past_the_horizon_is_refused():
+    policy = tiny_policy()
+    policy.reset()
+    def gen(i):
+        return torch.Generator().manual_seed(i)
+
+    plain = [policy.select_action(_obs(0.01 * i), generator=gen(i)) for i in range(6)]
+    policy.reset()
+    zero = [policy.select_action(_obs(0.01 * i), 0, generator=gen(i)) for i in range(6)]
+    np.testing.assert_array_equal(np.stack(plain), np.stack(zero))
+    with pytest.raises(ValueError, match=r"lead must lie in \[0, 6\]"):
+        policy.select_action(_obs(), lead=7)
+
+
+def test_known_prefix_places_past_and_committed_steps_per_row():
+    policy = tiny_policy()  # To=2, H=8, A=8
+    past = np.arange(2 * 3 * 8, dtype=np.float32).reshape(2, 3, 8)  # only the last To-1=1 is used
+    committed = -np.ones((2, 2, 8), np.float32)
+    known, keep = policy.known_prefix(past, committed)
+    assert known.shape == (2, 8, 8) and keep.tolist() == [True, True, True] + [False] * 5
+    np.testing.assert_array_equal(known[:, 0].numpy(), past[:, -1])
+    assert torch.all(known[:, 1:3] == -1) and torch.all(known[:, 3:] == 0)
+    single, keep1 = policy.known_prefix(np.zeros((0, 8)), np.ones((1, 8)))
+    assert single.shape == (1, 8, 8) and keep1.tolist() == [False, True] + [False] * 6
+    assert policy.known_prefix(None, None) == (None, None)
+    with pytest.raises(ValueError, match="do not fit in a horizon of 8"):
+        policy.known_prefix(None, np.zeros((8, 8)))
+
+
 def test_select_action_batches_and_fills_history():
     policy = tiny_policy()
     policy.reset()

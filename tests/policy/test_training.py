@@ -12,7 +12,7 @@ import pytest
 
 from policy import checkpoint
 from policy.checkpoint import CheckpointError, load_policy
-from policy.cli import main
+from policy.cli import load_config, main
 from policy.configs import TrainConfig
 from policy.evaluation import evaluate
 from policy.training.loop import train
@@ -144,6 +144,16 @@ def test_evaluation_is_reproducible(run):
     a = evaluate(policy, 2, batch=2, progress=False)
     b = evaluate(policy, 2, batch=2, progress=False)
     assert [r["steps"] for r in a["per_seed"]] == [r["steps"] for r in b["per_seed"]]
+
+
+def test_evaluation_with_a_lead_reports_it_and_refuses_it_with_a_controller(run):
+    policy = load_policy(run)
+    r = evaluate(policy, 1, batch=1, progress=False, lead=2)
+    assert r["lead"] == 2 and r["episodes"] == 1 and r["per_seed"][0]["steps"] > 0
+    with pytest.raises(ValueError, match="lead applies to the plain policy"):
+        load_config("eval", ["lead=2", "planner=value"])
+    with pytest.raises(ValueError, match="lead must be >= 0"):
+        load_config("eval", ["lead=-1"])
 
 
 def test_ddp_two_cpu_processes(reach_data, tmp_path):
