@@ -24,6 +24,10 @@ class NodeConfig:
     reserve: bool = True
     """Follow the current chunk's reserve (the policy's prediction past its plan) while the next
     chunk is late, instead of holding the arm still at the join (False: plan steps only)."""
+    centre_targets: bool = True
+    """Interpolate so that the command passes each plan target in the middle of its plan step (its
+    mean over the step is the target, as under the simulator's zero-order hold that produced the
+    training data); False: it reaches each target at the start of its step, half a step ahead."""
     join_blend: int = 3
     """Plan steps over which a new chunk's mismatch with the committed motion is spread
     (``chunks.blend_join``; 0: the chunk is executed as planned). Through the node on Push (two

@@ -5,7 +5,8 @@ control thread, every 1/rate_hz s          inference thread
   at each plan step (plan_dt): observe        waits for a request
     ask for the next chunk early enough  -->    plan(observations, past, committed)
   command = the current chunk at now          <--  a chunk for the steps after the committed ones
-    (linear between plan steps; held if none)    (checked: shape, finite; else refused)
+    (linear between plan steps, passing each     (checked: shape, finite; else refused)
+     target mid-step; held if none)
   robot.send_action(command)  (SafeRobot)
 ```
 The request goes out ``lead`` plan steps before the current chunk's last step, with the actions
@@ -248,7 +249,7 @@ class DeployNode:
                         pending_since = pending_since or now
                 stalled = pending_since is not None and now - pending_since > c.source_timeout_s
                 if current is not None and current.covers(u) and not stalled:
-                    command = current.at(u)
+                    command = self._command(u, current, sent_at_step)
                     if step not in chunk_at_step:
                         chunk_at_step[step] = current.id
                         sent_at_step[step] = current.actions[step - current.start]
@@ -331,6 +332,24 @@ class DeployNode:
                 break
             rows.insert(0, got)
         return np.array(rows, dtype=np.float64)
+
+    def _command(self, u: float, current: Chunk, sent: dict[int, np.ndarray]) -> np.ndarray:
+        """The command at plan time ``u``. With ``centre_targets`` the command passes target k at
+        the middle of plan step k, so its mean over the step is target k, as under the simulator's
+        zero-order hold the policy was trained with (target k held through step k); the first half
+        of a chunk's first step runs from the target sent before it. Else it reaches target k at
+        the start of step k, half a step ahead of that."""
+        if not self.cfg.centre_targets:
+            return current.at(u)
+        v = u - 0.5
+        i = math.floor(v)
+        if i >= current.start:
+            return current.at(v)
+        before = sent.get(i)
+        if before is None:
+            return current.actions[0].copy()
+        f = v - i
+        return (1 - f) * before + f * current.actions[0]
 
     def _hold(self) -> np.ndarray:
         """Hold position: re-send the last command the safety layer passed."""

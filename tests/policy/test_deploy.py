@@ -254,6 +254,23 @@ def test_with_a_continuing_policy_the_node_adds_no_jump_or_hold_at_chunk_joins_e
     assert np.abs(joint1 - (slope * times + offset)).max() < 0.002
 
 
+def test_the_command_passes_each_target_mid_step_as_the_zero_order_hold_it_was_trained_on():
+    """Under the simulator's zero-order hold target k is commanded through all of plan step k; the
+    interpolated command should match it on average, so it passes target k at k + 0.5 and runs
+    from the target sent before a chunk into the chunk's first one. Off, it reaches target k at k."""
+    node = DeployNode(SafeRobot(_arm()), RampSource(), 2, NodeConfig())
+    chunk = Chunk(4, np.arange(3 * 8, dtype=float).reshape(3, 8))  # targets for steps 4, 5, 6
+    sent = {3: np.full(8, -8.0)}
+    np.testing.assert_allclose(node._command(5.5, chunk, sent), chunk.actions[1])
+    np.testing.assert_allclose(node._command(5.0, chunk, sent), chunk.actions[:2].mean(axis=0))
+    np.testing.assert_allclose(node._command(4.25, chunk, sent), 0.25 * sent[3] + 0.75 * chunk.actions[0])
+    np.testing.assert_allclose(node._command(4.25, chunk, {}), chunk.actions[0])  # nothing before: hold
+    np.testing.assert_allclose(node._command(6.9, chunk, sent), chunk.actions[2])  # held past the end
+    ahead = DeployNode(SafeRobot(_arm()), RampSource(), 2, NodeConfig(centre_targets=False))
+    np.testing.assert_allclose(ahead._command(5.0, chunk, sent), chunk.actions[1])
+    np.testing.assert_allclose(ahead._command(5.5, chunk, sent), chunk.actions[1:3].mean(axis=0))
+
+
 class SpikySource(RampSource):
     """The ramp over 12 steps, but its third answer takes 0.45 s: longer than a 4-step (0.4 s)
     plan lasts and more than the lead learnt from the fast answers before it covers."""
