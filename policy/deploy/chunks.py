@@ -3,7 +3,8 @@
 The plan runs at ``plan_dt`` (0.1 s, the policy's control step); the robot at its own rate
 (100-500 Hz). A ``Chunk`` holds targets for consecutive plan steps ``start, start+1, ...``; at
 plan step k the robot is commanded target k, and between two plan steps its command moves
-linearly towards the next target, so it never jumps.
+linearly towards the next target, so it never jumps. (The node reads a chunk half a step late,
+so the command passes target k mid-step: ``NodeConfig.centre_targets``.)
 
 A chunk's first ``planned`` targets are its plan: the node asks for the next chunk early enough to
 take over before they run out. Any targets after them are its reserve: the policy's own prediction
