@@ -185,13 +185,14 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
                  time_limit_s: float | None = None, guidance: float | None = None,
                  planner: str | None = None, world_model: str | None = None, k: int = 8,
                  join_samples: int = 1, join_blends: tuple[int, ...] | None = None,
-                 reserves: tuple[bool, ...] | None = None) -> dict[str, Any]:
+                 reserves: tuple[bool, ...] | None = None,
+                 centres: tuple[bool, ...] | None = None) -> dict[str, Any]:
     """Success and timing through the real-time node (simulated arm in its own process) at each
     injected inference delay, against in-process evaluation of the same checkpoint on the same
     seeds. Each node episode ends at success or after the task's time limit. With ``planner`` the
     node runs the sample -> dream -> choose controller, and so does the in-process evaluation.
-    Each of ``join_blends`` and ``reserves`` (default: the node's own) runs at every delay, one
-    after the other, so they share the machine's state."""
+    Each of ``join_blends``, ``reserves`` and ``centres`` (``centre_targets``; default: the node's
+    own) runs at every delay, one after the other, so they share the machine's state."""
     from policy.checkpoint import load_policy, load_world_model
     from policy.deploy.config import NodeConfig
     from policy.deploy.run import deploy, task_seconds
@@ -211,14 +212,16 @@ def bench_deploy(checkpoint: str, episodes: int = 20, delays_ms: tuple[float, ..
     rows = []
     blends = join_blends if join_blends is not None else (NodeConfig().join_blend,)
     reserves = reserves if reserves is not None else (NodeConfig().reserve,)
-    for delay, blend, reserve in itertools.product(delays_ms, blends, reserves):
+    centres = centres if centres is not None else (NodeConfig().centre_targets,)
+    for delay, blend, reserve, centre in itertools.product(delays_ms, blends, reserves, centres):
         r = deploy(robot="mujoco", checkpoint=checkpoint, episodes=episodes, seed=seed,
                    node=NodeConfig(rate_hz=rate_hz, seconds=limit_s, delay_ms=delay, join_blend=blend,
-                                   reserve=reserve),
+                                   reserve=reserve, centre_targets=centre),
                    guidance=guidance, planner=planner, world_model=world_model, k=k,
                    join_samples=join_samples)
         figures = {k: v for k, v in r.items() if k not in ("per_episode", "node", "safety")}
-        rows.append({"delay_ms": delay, "join_blend": blend, "reserve": reserve, **figures,
+        rows.append({"delay_ms": delay, "join_blend": blend, "reserve": reserve, "centre_targets": centre,
+                     **figures,
                      "startup_s_median": float(np.median([e["startup_s"] for e in r["per_episode"]])),
                      "lead_median": float(np.median([e["lead"] for e in r["per_episode"]]))})
     return {"checkpoint": checkpoint, "task": policy.shapes.task, "robot": policy.shapes.robot,

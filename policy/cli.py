@@ -219,7 +219,8 @@ def cmd_bench(overrides: list[str]) -> None:
 
         r = bench_deploy(c.checkpoint, c.episodes, tuple(c.delays_ms), c.seed, c.rate_hz, c.time_limit_s,
                          c.inpaint_guidance, c.planner, c.world_model, c.k, c.join_samples,
-                         tuple(c.join_blend), tuple(bool(x) for x in c.reserve))
+                         tuple(c.join_blend), tuple(bool(x) for x in c.reserve),
+                         tuple(bool(x) for x in c.centre_targets))
     elif kind == "joins":
         import torch
 

@@ -669,6 +669,8 @@ class BenchDeployConfig:
     """Node join blends to compare (``node.join_blend``), each at every delay, interleaved."""
     reserve: list[bool] = field(default_factory=lambda: [NodeConfig().reserve])
     """Node reserve settings to compare (``node.reserve``), each at every delay and blend."""
+    centre_targets: list[bool] = field(default_factory=lambda: [NodeConfig().centre_targets])
+    """Command timings to compare (``node.centre_targets``), each at every delay, blend and reserve."""
     out: str | None = None
 
     def __post_init__(self) -> None:
@@ -679,6 +681,8 @@ class BenchDeployConfig:
             NodeConfig(join_blend=b)  # range-checked there
         if not self.reserve:
             raise ValueError("reserve must list at least one value, e.g. reserve=[true,false]")
+        if not self.centre_targets:
+            raise ValueError("centre_targets must list at least one value, e.g. centre_targets=[true,false]")
         if (self.planner is None) != (self.world_model is None):
             raise ValueError("planner= and world_model= go together: the controller needs both")
         if self.k < 1:

@@ -407,6 +407,12 @@ def test_bench_deploy_compares_the_node_with_in_process_evaluation(push_run, tmp
     assert [row["reserve"] for row in rows] == [True, False] and all(row["ticks"] > 50 for row in rows)
     assert main(["bench", "deploy", f"checkpoint={push_run}", "reserve=[]"]) == 2
     assert "reserve must list at least one value" in capsys.readouterr().err
+    assert main(["bench", "deploy", f"checkpoint={push_run}", "episodes=1", "delays_ms=[0]",
+                 "centre_targets=[true,false]", "time_limit_s=1", f"out={out}"]) == 0
+    rows = json.loads(out.read_text())["node"]
+    assert [row["centre_targets"] for row in rows] == [True, False]
+    assert main(["bench", "deploy", f"checkpoint={push_run}", "centre_targets=[]"]) == 2
+    assert "centre_targets must list at least one value" in capsys.readouterr().err
 
 
 def test_the_controller_in_the_node_holds_every_candidate_to_the_committed_prefix(push_run, push_wm):
