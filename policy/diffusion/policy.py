@@ -191,11 +191,17 @@ class DiffusionPolicy(nn.Module):
         if not self._history:
             raise ValueError("no observation yet: call observe() (or pass one to predict_action_chunk)")
         window = self.observation_window()
-        to = self.cfg.n_obs_steps
-        if self.cfg.inpaint_past and to > 1 and len(self._sent) == to - 1 and "known" not in sample_kw:
-            known, keep = self.known_prefix(np.stack(list(self._sent), axis=1), None)
+        past = self._past()
+        if self.cfg.inpaint_past and past is not None and "known" not in sample_kw:
+            known, keep = self.known_prefix(past, None)
             sample_kw = {**sample_kw, "known": known, "keep": keep}
         return self.sample(window, self._instructions, k, **sample_kw)
+
+    def _past(self) -> np.ndarray | None:
+        """The (B, To-1, A) actions sent before the newest observation, once there are To-1 of them
+        (None before, and with To = 1)."""
+        to = self.cfg.n_obs_steps
+        return np.stack(list(self._sent), axis=1) if to > 1 and len(self._sent) == to - 1 else None
 
     def known_prefix(self, past: np.ndarray | None,
                      committed: np.ndarray | None) -> tuple[Tensor | None, Tensor | None]:
@@ -242,8 +248,7 @@ class DiffusionPolicy(nn.Module):
     def _chunk_after_queue(self, **sample_kw: Any) -> np.ndarray:
         """The (B, <=Ta, A) actions after those queued, which the new trajectory holds fixed."""
         committed = np.stack(list(self._queue), axis=1)
-        past = np.stack(list(self._sent), axis=1) if len(self._sent) == self.cfg.n_obs_steps - 1 else None
-        known, keep = self.known_prefix(past, committed)
+        known, keep = self.known_prefix(self._past(), committed)
         traj = self.candidates(1, known=known, keep=keep, **sample_kw)[:, 0]
         first = self.cfg.n_obs_steps - 1 + committed.shape[1]
         return traj[:, first: first + self.cfg.n_action_steps].cpu().numpy()
@@ -258,11 +263,13 @@ class DiffusionPolicy(nn.Module):
 
         ``lead`` > 0 plans each chunk that many steps before it takes over, as the deployment node
         does while inference runs: from the observation then, holding the ``lead`` queued actions
-        that execute meanwhile (committed) and returning the Ta after them."""
+        that execute meanwhile (committed) and returning the Ta after them. It must be below Ta:
+        the queue is refilled when ``lead`` actions are left in it, and holds at most Ta - 1 after
+        the first chunk's first action."""
+        if not 0 <= lead < self.cfg.n_action_steps:
+            raise ValueError(f"lead must lie in [0, {self.cfg.n_action_steps - 1}] (n_action_steps - 1), "
+                             f"got {lead}")
         self.observe(obs)
-        if not 0 <= lead <= self.cfg.horizon - self.cfg.n_obs_steps:
-            raise ValueError(f"lead must lie in [0, {self.cfg.horizon - self.cfg.n_obs_steps}] "
-                             f"(horizon - n_obs_steps), got {lead}")
         if not self._queue:
             self._queue.extend(self.predict_action_chunk(**sample_kw).transpose(1, 0, 2))
         elif len(self._queue) == lead:

@@ -250,8 +250,11 @@ def test_lead_zero_is_the_plain_queue_and_a_lead_past_the_horizon_is_refused():
     policy.reset()
     zero = [policy.select_action(_obs(0.01 * i), 0, generator=gen(i)) for i in range(6)]
     np.testing.assert_array_equal(np.stack(plain), np.stack(zero))
-    with pytest.raises(ValueError, match=r"lead must lie in \[0, 6\]"):
-        policy.select_action(_obs(), lead=7)
+    with pytest.raises(ValueError, match=r"lead must lie in \[0, 3\]"):  # Ta = 4
+        policy.select_action(_obs(), lead=4)  # would never be reached: the queue holds 3 at most
+    one_obs = tiny_policy(n_obs_steps=1)  # no past actions to hold: only the committed ones
+    one_obs.reset()
+    assert np.stack([one_obs.select_action(_obs(0.01 * i), lead=2) for i in range(6)]).shape == (6, 8)
 
 
 def test_known_prefix_places_past_and_committed_steps_per_row():
