@@ -21,6 +21,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
 class DecisionStats:
     """Accumulates decisions wave by wave (keeping only numbers, not the records)."""
 
@@ -35,6 +39,8 @@ class DecisionStats:
         self.decisive: list[bool] = []
         self.regret: list[float] = []
         self.rho: list[float] = []
+        self.rho_planned: list[float] = []
+        self.rho_scores: list[float] = []
         self.pred: list[np.ndarray] = []
         self.true: list[np.ndarray] = []
         self.cycles = 0
@@ -60,9 +66,18 @@ class DecisionStats:
                 self.regret.append(float(a["regret"]))
                 self.pred.append(a["pred_progress"])
                 self.true.append(a["true_progress"])
-                rho = spearman(a["pred_progress"], a["true_progress"])
-                if rho is not None:
-                    self.rho.append(rho)
+                self._add_rho(self.rho, a["pred_progress"], a["true_progress"])
+                self._add_rho(self.rho_scores, a["scores"], a["true_scores"])
+                if a["planned_progress"] is not None:
+                    self._add_rho(self.rho_planned, a["planned_progress"], a["true_progress"])
+
+    @staticmethod
+    def _add_rho(into: list[float], pred: np.ndarray, true: np.ndarray) -> None:
+        """Appends one decision's Spearman where the truth tells its candidates apart; a
+        prediction that tells none apart there counts 0."""
+        if np.ptp(true) < 1e-12:
+            return
+        into.append(spearman(pred, true) or 0.0)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cycles": self.cycles}
@@ -91,5 +106,8 @@ class DecisionStats:
                 "spearman_progress_mean": float(np.mean(self.rho)) if self.rho else None,
                 "spearman_decisions": len(self.rho),
                 "spearman_progress_pooled": pooled,
+                "spearman_planned_progress_mean": _mean(self.rho_planned),
+                "spearman_planned_decisions": len(self.rho_planned),
+                "spearman_scores_mean": _mean(self.rho_scores),
             }
         return out

@@ -110,7 +110,20 @@ def test_the_audit_measures_dream_fidelity_against_the_simulator(policy):
     r = evaluate(policy, 2, seed=11, batch=2, progress=False, controller=ctrl)
     f = r["controller"]["fidelity"]
     assert f["ee_err_cm"]["4"] == pytest.approx(0, abs=1e-9) and f["top1_agreement"] == 1.0
+    # what the planner ranks by, and its scores, agree with the simulator's wherever it tells apart
+    assert f["spearman_planned_decisions"] > 0 and f["spearman_planned_progress_mean"] == pytest.approx(1.0)
+    assert f["spearman_scores_mean"] == pytest.approx(1.0)
     assert r["controller"]["cycles"] > 0 and r["controller"]["dreamer"] == "oracle"
+
+
+def test_a_ranking_that_tells_no_candidates_apart_counts_zero_and_a_flat_truth_is_skipped():
+    from policy.decision_stats import DecisionStats
+
+    rhos: list[float] = []
+    DecisionStats._add_rho(rhos, np.zeros(3), np.array([0.1, 0.5, 0.9]))
+    DecisionStats._add_rho(rhos, np.array([0.1, 0.5, 0.9]), np.full(3, 0.4))
+    DecisionStats._add_rho(rhos, np.array([3.0, 2.0, 1.0]), np.array([0.1, 0.5, 0.9]))
+    assert rhos == [0.0, pytest.approx(-1.0)]
 
 
 def test_displacement_moves_the_cube_mid_episode():
