@@ -11,6 +11,9 @@ import pandas as pd
 from policy.controller import Decision
 
 REPORT_STEPS = (4, 8, 16)
+CLEAR_SPREAD = 0.05
+"""Decisions whose candidates' true progress spans more than this are reported apart: there the
+choice matters, where elsewhere the truth's order among near-equal candidates is mostly noise."""
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -40,6 +43,7 @@ class DecisionStats:
         self.regret: list[float] = []
         self.rho: list[float] = []
         self.rho_planned: list[float] = []
+        self.rho_planned_clear: list[float] = []
         self.rho_scores: list[float] = []
         self.pred: list[np.ndarray] = []
         self.true: list[np.ndarray] = []
@@ -70,6 +74,8 @@ class DecisionStats:
                 self._add_rho(self.rho_scores, a["scores"], a["true_scores"])
                 if a["planned_progress"] is not None:
                     self._add_rho(self.rho_planned, a["planned_progress"], a["true_progress"])
+                    if np.ptp(a["true_progress"]) > CLEAR_SPREAD:
+                        self._add_rho(self.rho_planned_clear, a["planned_progress"], a["true_progress"])
 
     @staticmethod
     def _add_rho(into: list[float], pred: np.ndarray, true: np.ndarray) -> None:
@@ -108,6 +114,8 @@ class DecisionStats:
                 "spearman_progress_pooled": pooled,
                 "spearman_planned_progress_mean": _mean(self.rho_planned),
                 "spearman_planned_decisions": len(self.rho_planned),
+                "spearman_planned_progress_clear": _mean(self.rho_planned_clear),
+                "spearman_planned_clear_decisions": len(self.rho_planned_clear),
                 "spearman_scores_mean": _mean(self.rho_scores),
             }
         return out

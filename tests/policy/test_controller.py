@@ -113,6 +113,8 @@ def test_the_audit_measures_dream_fidelity_against_the_simulator(policy):
     # what the planner ranks by, and its scores, agree with the simulator's wherever it tells apart
     assert f["spearman_planned_decisions"] > 0 and f["spearman_planned_progress_mean"] == pytest.approx(1.0)
     assert f["spearman_scores_mean"] == pytest.approx(1.0)
+    assert f["spearman_planned_clear_decisions"] <= f["spearman_planned_decisions"]
+    assert f["spearman_planned_progress_clear"] in (None, pytest.approx(1.0))
     assert r["controller"]["cycles"] > 0 and r["controller"]["dreamer"] == "oracle"
 
 
