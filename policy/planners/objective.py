@@ -32,15 +32,10 @@ MIN_WEIGHT = 1e-3
 """(object, target) pairs less likely than this are skipped."""
 
 
-def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None, noise: float = 0.0,
-                       samples: int = 32) -> tuple[np.ndarray, np.ndarray] | None:
+def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
     """(K,) progress at the dream's end and (K,) success within it, computed from the dreamed
-    positions; None where the task, the query's context or a missing grounding does not allow it.
-
-    With ``noise`` (m) > 0, each is the mean over ``samples`` shifts of the dreamed tool and cube
-    positions, drawn once per query from N(0, noise^2) per axis and shared by every candidate:
-    the expected progress of a dream known only to about ``noise``, which no longer jumps
-    where a dreamed cube crosses a threshold (lifted, moved, on the pad) by less than its error."""
+    positions; None where the task, the query's context or a missing grounding does not allow it."""
     if q.robot not in WORKSPACES or not q.observation or keys.OBJECT_POSES not in q.observation:
         return None
     if q.task in FIXED_PAIR:
@@ -60,17 +55,13 @@ def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None, noise:
         raise ValueError(f"grounding of shape {weights.shape} does not match {len(cubes_now)} objects "
                          f"and {len(goal)} targets")
     weights = weights / max(weights.sum(), 1e-12)
-    shifts = np.zeros((1, 2, 3))  # (samples, tool / cube, xyz)
-    if noise > 0:
-        shifts = np.random.default_rng(0).normal(0.0, noise, (samples, 2, 3))
-    tool = d["ee_pos"][None, :, -1] + shifts[:, None, 0]  # (S, K, 3)
     progress, success = np.zeros(len(d["progress"])), np.zeros(len(d["progress"]))
     for c, t in zip(*np.nonzero(weights >= MIN_WEIGHT), strict=True):
         target = goal[t, :2]
-        cube = d["object_pos"][None, :, :, c] + shifts[:, None, None, 1]  # (S, K, H, 3)
+        cube = d["object_pos"][:, :, c]  # (K, H, 3)
         resting = rests_on(cube, target, ws, d["holding"][:, :, c] < 0.5)
         start = float(np.linalg.norm(cubes_now[c, :2] - target))
-        staged = staged_carry_progress(tool, cube[:, :, -1], target, start, ws.cube_half, resting[:, :, -1])
-        progress += weights[c, t] * staged.mean(0)
-        success += weights[c, t] * resting.any(-1).mean(0)
+        progress += weights[c, t] * staged_carry_progress(d["ee_pos"][:, -1], cube[:, -1], target, start,
+                                                          ws.cube_half, resting[:, -1])
+        success += weights[c, t] * resting.any(-1)
     return progress, success

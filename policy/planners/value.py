@@ -41,20 +41,11 @@ class ValuePlannerConfig:
     """Score learned dreams by the task's progress computed from the dreamed tool and cube
     positions (pick-and-place tasks; on Sort only with a grounded instruction) rather than by the
     world model's progress and success heads. Simulator dreams keep their exact progress."""
-    position_noise: float = 0.0
-    """With ``objective``: the dreamed positions' typical error (m). Progress and success are then
-    their expected values under that error (``objective_progress``), so a candidate does not win
-    or lose a whole stage (lifted, moved, on the pad) on a dreamed centimetre the model cannot
-    resolve. 0 scores the dreamed positions as they are."""
-    noise_samples: int = 32
-    """Shifts drawn to take that expectation."""
 
     def __post_init__(self) -> None:
-        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin", "position_noise"):
+        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin"):
             if getattr(self, name) < 0:
                 raise ValueError(f"value planner weight {name} must be >= 0, got {getattr(self, name)}")
-        if self.noise_samples < 1:
-            raise ValueError(f"value.noise_samples must be >= 1, got {self.noise_samples}")
 
 
 class ValuePlanner:
@@ -70,8 +61,7 @@ class ValuePlanner:
         progress, success = d.progress[0, :, -1], d.success[0].max(-1)
         if c.objective and not q.exact:
             grounding = q.grounding if grounding is None else grounding
-            progress, success = objective_progress(q, grounding, c.position_noise, c.noise_samples) \
-                or (progress, success)
+            progress, success = objective_progress(q, grounding) or (progress, success)
         below = d.ee_pos[0, :, :, 2] < c.table_margin
         off_table = (d.object_pos[0, :, :, :, 2] < -0.01).any(-1) if d.object_pos.shape[3] else below * False
         jerk = np.abs(np.diff(q.candidates[:, :, :-1], n=3, axis=1)).mean(axis=(1, 2))

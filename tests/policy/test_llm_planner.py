@@ -449,32 +449,6 @@ def test_pick_place_progress_is_computed_from_a_dream_that_sets_the_cube_down_on
     np.testing.assert_allclose(success, [1.0, 0.0])
 
 
-def test_position_noise_scores_a_dream_by_its_expected_progress():
-    """Two dreams set the cube down on the pad: one at its centre, one 1 mm inside its edge. As
-    dreamed both succeed; under a 5 mm error the edge one succeeds about half as often as the
-    centred one."""
-    from policy.planners.objective import objective_progress
-    from policy.planners.value import ValuePlannerConfig
-    from sim.workspace import WORKSPACES
-
-    ws = WORKSPACES["panda"]
-    cube, pad = np.array([0.5, 0.0, ws.cube_half]), np.array([0.5, 0.2, 0.0])
-    h = 4
-    ee = np.tile(cube + np.array([0.0, 0.0, 0.1]), (1, 2, h, 1))
-    obj = np.tile(np.array([pad[0], pad[1], ws.cube_half]), (1, 2, h, 1, 1))
-    obj[0, 1, :, 0, 0] += ws.pad_half - 0.001
-    hold = np.zeros((1, 2, h, 1))
-    dreams = Dreams(ee, obj, hold, hold.copy(), np.full((1, 2, h), 0.3), np.zeros((1, 2, h)))
-    obs = {keys.OBJECT_POSES: np.append(cube, [1.0, 0, 0, 0])[None], keys.GOAL: pad,
-           keys.EE_POSE: np.append(ee[0, 0, 0], [1.0, 0, 0, 0])}
-    q = PlanQuery(np.zeros((2, h, 8)), dreams, None, obs, task="pick_place", robot="panda", dreamer="learned")
-    np.testing.assert_allclose(objective_progress(q)[1], [1.0, 1.0])
-    _, success = objective_progress(q, noise=0.005, samples=400)
-    assert success[0] > 0.8 and 0.3 < success[1] < 0.6  # the centred one can only fail by height
-    with pytest.raises(ValueError, match="position_noise must be >= 0"):
-        ValuePlannerConfig(position_noise=-0.01)
-
-
 def test_llm_value_restates_the_instruction_in_plain_words_for_the_policy():
     def reads_lime_as_green(prompt, options):
         return [5.0 if "lime" in prompt and o == " green cube on the blue pad" else 0.0 for o in options]
