@@ -156,6 +156,8 @@ class Controller:
         self.policy.reset()
         self._queue: deque[np.ndarray] = deque()
         self._history: deque[list[Observation]] = deque(maxlen=self.policy.cfg.n_obs_steps)
+        self._starts: list[Observation] | None = None
+        """Each row's first observation this episode (tasks measure progress from it)."""
         self._grounding: np.ndarray | None = None
         """(B, objects, targets) the dreamer's reading of each row's instruction, if it has one."""
         self._step = 0
@@ -206,6 +208,8 @@ class Controller:
         pc, c = self.policy.cfg, self.cfg
         t0 = time.perf_counter()
         self._sample_kw = sample_kw
+        if self._starts is None or len(self._starts) != len(batch):
+            self._starts = list(batch)
         cands = self.policy.candidates(c.k, steps=steps, generator=generator, **sample_kw).cpu().numpy()
         t1 = time.perf_counter()
         latent = self.dreamer.encode(list(self._history), self._active)
@@ -242,7 +246,7 @@ class Controller:
         text = obs.get(keys.INSTRUCTION)
         return PlanQuery(futures, dreams, text, obs, joint_limits=self._limits, task=self.policy.shapes.task,
                          scene=self.scene, robot=self.policy.shapes.robot, dreamer=self.dreamer.name,
-                         exact=self.dreamer.exact, grounding=grounding,
+                         exact=self.dreamer.exact, grounding=grounding, start=self._starts[row],
                          dreamer_reads=None if text is None else self.dreamer.reads(text))
 
     def _resample(self, batch, choices, rows, latent, steps, generator):

@@ -42,6 +42,9 @@ class PlanQuery:
     grounding: np.ndarray | None = None
     """(objects, targets) P(object, target | instruction) as the dreamer read it (instructed tasks
     with a world model that reads instructions), else None."""
+    start: dict[str, Any] | None = None
+    """The episode's first observation, where the tasks measure carrying progress from (the cube's
+    starting distance to its target); None measures it from ``observation``."""
     dreamer_reads: bool | None = None
     """Whether every word of the instruction was in the dreamer's training instructions, so its
     ``grounding`` is a reading it was trained for (None: it cannot tell)."""

@@ -10,6 +10,9 @@ planner can score a learned dream with ``staged_carry_progress``, the function t
 progress = sum over (cube c, target t) of P(c, t) * staged_carry_progress(tool[H], cube_c[H], t, ...)
 success  = sum over (c, t) of P(c, t) * [cube c rests on t at some step of the dream]
 ```
+Carrying progress is measured from the cube's distance to its target at the episode's start
+(``PlanQuery.start``), as the tasks measure it: from the current distance instead, every
+candidate that does not bring the cube nearer than it is now would tie at the same stage value.
 P is one-hot where the task says which cube goes where (PickPlace); on Sort it is the grounding of
 the instruction (P(object, target | instruction), from a planner that reads it). Without a grounding
 there is nothing to compute, and the dreamer's own progress and success stand.
@@ -50,6 +53,8 @@ def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None
     ws = WORKSPACES[q.robot]
     d = q.dreams.take_row(0)
     cubes_now = np.asarray(q.observation[keys.OBJECT_POSES], dtype=float)[:, :3]
+    first = q.start if q.start and keys.OBJECT_POSES in q.start else q.observation
+    cubes_first = np.asarray(first[keys.OBJECT_POSES], dtype=float)[:, :3]
     goal = np.asarray(q.observation[keys.GOAL], dtype=float).reshape(-1, 3)
     if weights.shape != (len(cubes_now), len(goal)) or d["object_pos"].shape[2] != len(cubes_now):
         raise ValueError(f"grounding of shape {weights.shape} does not match {len(cubes_now)} objects "
@@ -60,7 +65,7 @@ def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None
         target = goal[t, :2]
         cube = d["object_pos"][:, :, c]  # (K, H, 3)
         resting = rests_on(cube, target, ws, d["holding"][:, :, c] < 0.5)
-        start = float(np.linalg.norm(cubes_now[c, :2] - target))
+        start = float(np.linalg.norm(cubes_first[c, :2] - target))
         progress += weights[c, t] * staged_carry_progress(d["ee_pos"][:, -1], cube[:, -1], target, start,
                                                           ws.cube_half, resting[:, -1])
         success += weights[c, t] * resting.any(-1)

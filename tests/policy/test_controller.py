@@ -118,6 +118,20 @@ def test_the_audit_measures_dream_fidelity_against_the_simulator(policy):
     assert r["controller"]["cycles"] > 0 and r["controller"]["dreamer"] == "oracle"
 
 
+def test_every_query_of_an_episode_carries_its_first_observation(policy):
+    seen: list[PlanQuery] = []
+
+    class Recording(ValuePlanner):
+        def choose(self, q: PlanQuery) -> Choice:
+            seen.append(q)
+            return super().choose(q)
+
+    ctrl = Controller(policy, OracleDreamer(8), Recording(), ControllerConfig(k=2))
+    evaluate(policy, 1, seed=11, batch=1, progress=False, controller=ctrl)
+    assert len(seen) > 1 and all(q.start is seen[0].observation for q in seen)
+    assert seen[-1].observation is not seen[0].observation
+
+
 def test_a_ranking_that_tells_no_candidates_apart_counts_zero_and_a_flat_truth_is_skipped():
     from policy.decision_stats import DecisionStats
 

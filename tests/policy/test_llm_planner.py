@@ -449,6 +449,31 @@ def test_pick_place_progress_is_computed_from_a_dream_that_sets_the_cube_down_on
     np.testing.assert_allclose(success, [1.0, 0.0])
 
 
+def test_carrying_progress_is_measured_from_where_the_cube_started_the_episode():
+    """Halfway through a carry, a dream that holds the cube still and one that drifts it back 1 cm
+    differ by the task's measure (from the episode's start); from the current distance both
+    would tie at the start of the carry stage."""
+    from policy.planners.objective import objective_progress
+    from sim.workspace import WORKSPACES
+
+    half = WORKSPACES["panda"].cube_half
+    first, pad = np.array([0.5, -0.2, half]), np.array([0.5, 0.2, 0.0])
+    now = np.array([0.5, 0.0, half + 0.05])  # lifted, half way there
+    h = 4
+    obj = np.tile(now, (1, 2, h, 1, 1))
+    obj[0, 1, :, 0, 1] -= 0.01
+    ee = obj[:, :, :, 0] + np.array([0.0, 0.0, 0.01])
+    hold = np.ones((1, 2, h, 1))
+    dreams = Dreams(ee, obj, hold, hold.copy(), np.full((1, 2, h), 0.3), np.zeros((1, 2, h)))
+    obs = {keys.OBJECT_POSES: np.append(now, [1.0, 0, 0, 0])[None], keys.GOAL: pad,
+           keys.EE_POSE: np.append(ee[0, 0, 0], [1.0, 0, 0, 0])}
+    q = PlanQuery(np.zeros((2, h, 8)), dreams, None, obs, task="pick_place", robot="panda", dreamer="learned")
+    np.testing.assert_allclose(objective_progress(q)[0], [0.4, 0.4])
+    began = {keys.OBJECT_POSES: np.append(first, [1.0, 0, 0, 0])[None]}
+    progress, _ = objective_progress(dataclasses.replace(q, start=began))
+    np.testing.assert_allclose(progress, [0.4 + 0.5 * 0.5, 0.4 + 0.5 * (1 - 0.21 / 0.4)])
+
+
 def test_llm_value_restates_the_instruction_in_plain_words_for_the_policy():
     def reads_lime_as_green(prompt, options):
         return [5.0 if "lime" in prompt and o == " green cube on the blue pad" else 0.0 for o in options]
