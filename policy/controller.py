@@ -246,7 +246,8 @@ class Controller:
         text = obs.get(keys.INSTRUCTION)
         return PlanQuery(futures, dreams, text, obs, joint_limits=self._limits, task=self.policy.shapes.task,
                          scene=self.scene, robot=self.policy.shapes.robot, dreamer=self.dreamer.name,
-                         exact=self.dreamer.exact, grounding=grounding, start=self._starts[row],
+                         exact=self.dreamer.exact, grounding=grounding,
+                         start=None if self._starts is None else self._starts[row],
                          dreamer_reads=None if text is None else self.dreamer.reads(text))
 
     def _resample(self, batch, choices, rows, latent, steps, generator):
