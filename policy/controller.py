@@ -231,7 +231,7 @@ class Controller:
         t4 = time.perf_counter()
         timings = {"sample": (t1 - t0) * 1e3, "dream": (t2 - t1) * 1e3, "choose": (t3 - t2) * 1e3,
                    "refine": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
-        audits = self._audit(batch, cands, dreams, choices) if self.audit is not None else [None] * len(batch)
+        audits = self._audit(cands, dreams, choices) if self.audit is not None else [None] * len(batch)
         out = [Decision(self._step, rows[b][0], rows[b][1], choices[b].scores, choices[b].index,
                         choices[b].reason, self.planner.name, self.dreamer.name, chosen[b], refinements[b],
                         timings, audits[b] if not rows[b][2] else None, [obs[b] for obs in self._history],
@@ -263,7 +263,7 @@ class Controller:
             if ch.resample:
                 again = self.planner.choose(self._query(futures[b], dreams.row(b), batch[b], b))
                 choices[b] = Choice(again.index, again.scores, f"resampled {k}: {again.reason}",
-                                    again.refine_last)
+                                    again.refine_last, progress=again.progress)
                 rows[b] = (cands[b], dreams.take_row(b), k)
         return choices, rows
 
@@ -299,11 +299,10 @@ class Controller:
                                        dreams.take_row(b))])
         return out_chosen, out_ref
 
-    def _audit(self, batch: list[Observation], cands: np.ndarray, dreams: Dreams, choices
-               ) -> list[dict[str, Any]]:
+    def _audit(self, cands: np.ndarray, dreams: Dreams, choices) -> list[dict[str, Any]]:
         """True futures of the same candidates from the oracle, and how well the dreams matched:
-        the dreamer's progress head, the progress the planner ranks by (where it has one) and the
-        planner's scores, each against the simulator's."""
+        the dreamer's progress head, the progress the planner ranked by (where its choice says) and
+        the planner's scores, each against the simulator's."""
         pc = self.policy.cfg
         futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
         true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
@@ -322,13 +321,11 @@ class Controller:
             true_scores = self.planner.score(PlanQuery(futures[b, :, :h], true.row(b),
                                                        joint_limits=self._limits, exact=True))
             true_choice = int(np.argmax(true_scores))
-            terms = getattr(self.planner, "terms", None)
-            query = self._query(futures[b], dreams.row(b), batch[b], b)
-            planned = terms(query).get("progress") if terms else None
             top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)
             out.append({"ee_err_m": ee, "object_err_m": obj, "pred_progress": pred_p, "true_progress": true_p,
                         "true_success": true.success[b, :, h - 1], "true_best": true_choice,
                         "agree": true_choice == choices[b].index, "decisive": bool(top2[1] - top2[0] > 0.01),
                         "regret": float(true_scores.max() - true_scores[choices[b].index]),
-                        "planned_progress": planned, "scores": choices[b].scores, "true_scores": true_scores})
+                        "planned_progress": choices[b].progress, "scores": choices[b].scores,
+                        "true_scores": true_scores})
         return out

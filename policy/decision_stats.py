@@ -109,7 +109,7 @@ class DecisionStats:
                                             if any(self.decisive) else None),
                 "decisive_decisions": int(np.sum(self.decisive)),
                 "mean_regret": float(np.mean(self.regret)),
-                "spearman_progress_mean": float(np.mean(self.rho)) if self.rho else None,
+                "spearman_progress_mean": _mean(self.rho),
                 "spearman_decisions": len(self.rho),
                 "spearman_progress_pooled": pooled,
                 "spearman_planned_progress_mean": _mean(self.rho_planned),

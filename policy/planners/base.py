@@ -60,6 +60,9 @@ class Choice:
     """Ask the controller to re-denoise the chosen trajectory's last X steps (0: no)."""
     resample: int = 0
     """Ask the controller to draw this many fresh candidates and decide again (0: no)."""
+    progress: np.ndarray | None = None
+    """(K,) the task progress the planner ranked by, where it has one (what ``audit`` compares
+    with the simulator's)."""
 
 
 class Planner(Protocol):

@@ -74,17 +74,20 @@ class ValuePlanner:
                 "collision": (below | off_table).mean(-1), "jerk": jerk, "limits": near}
 
     def score(self, q: PlanQuery, grounding: np.ndarray | None = None) -> np.ndarray:
-        t, c = self.terms(q, grounding), self.cfg
+        return self._weigh(self.terms(q, grounding))
+
+    def _weigh(self, t: dict[str, np.ndarray]) -> np.ndarray:
+        c = self.cfg
         return (c.progress * t["progress"] + c.success * t["success"] - c.collision * t["collision"]
                 - c.jerk * t["jerk"] - c.limits * t["limits"])
 
     def choose(self, q: PlanQuery) -> Choice:
         terms = self.terms(q)
-        scores = self.score(q)
+        scores = self._weigh(terms)
         best = int(np.argmax(scores))
         runner = int(np.argsort(scores)[-2]) if len(scores) > 1 else best
         reason = (f"candidate {best}: progress {terms['progress'][best]:.2f}, success "
                   f"{terms['success'][best]:.2f}, collision {terms['collision'][best]:.2f}, jerk "
                   f"{terms['jerk'][best]:.4f}; score {scores[best]:.3f} vs next best {scores[runner]:.3f} "
                   f"(candidate {runner})")
-        return Choice(best, scores, reason)
+        return Choice(best, scores, reason, progress=terms["progress"])
