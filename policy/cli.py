@@ -96,7 +96,8 @@ def cmd_collect_dreams(overrides: list[str]) -> None:
     c = load_config("collect_dreams", overrides)
     policy = load_policy(c.checkpoint, device=c.device)
     displace = Displacement(c.displace_step, c.displace_cm) if c.displace_step else None
-    _print_json(collect_oracle_dreams(policy, c.out, c.episodes, c.seed, c.k, c.batch, displace=displace))
+    _print_json(collect_oracle_dreams(policy, c.out, c.episodes, c.seed, c.k, c.batch, displace=displace,
+                                      execute=c.execute))
 
 
 def cmd_eval(overrides: list[str]) -> None:

@@ -11,7 +11,7 @@ from policy.deploy.config import NodeConfig
 from policy.diffusion.config import DiffusionConfig
 from policy.planners.llm.config import LLMConfig
 from policy.planners.value import ValuePlannerConfig
-from policy.world_model.config import WorldModelConfig
+from policy.world_model.config import COLLECT_EXECUTE, WorldModelConfig
 from robots.registry import get_robot
 from robots.safety import SafetyConfig
 from sim.registry import get_task
@@ -274,10 +274,17 @@ class CollectDreamsConfig:
     ``displace_cm`` in a seeded direction (as `reverie eval`'s hard setting does)."""
     displace_cm: float = 6.0
     """Distance of the mid-episode displacement, cm."""
+    execute: str = "first"
+    """Which candidate the episodes go on with: ``first`` (candidate 0, an unbiased draw: the
+    plain policy's states) or ``best`` (the one the ``value`` planner scores best on its true
+    future: the states a controller that chooses well reaches, mid-carry and placing, which the
+    plain policy seldom visits)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.k < 1 or self.batch < 1:
             raise ValueError("episodes, k and batch must be >= 1")
+        if self.execute not in COLLECT_EXECUTE:
+            raise ValueError(f"execute must be one of {', '.join(COLLECT_EXECUTE)}, got {self.execute!r}")
         if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
             raise ValueError("displace_step must be >= 1 and displace_cm > 0")
 

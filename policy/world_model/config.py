@@ -11,6 +11,9 @@ from sim.data.format import STATE
 
 EE_FEATURE, OBJECTS_FEATURE = "observation.ee_pose", "observation.object_poses"
 GOAL_FEATURE = "observation.goal"
+COLLECT_EXECUTE = ("first", "best")
+"""What `reverie collect-dreams` goes on with at each decision: candidate 0 (the plain policy's
+states) or the candidate with the best true future by the ``value`` planner (a good controller's)."""
 
 
 @dataclass

@@ -26,7 +26,7 @@ from policy.diffusion.policy import DiffusionPolicy, obs_vectors
 from policy.diffusion.text import TextTable
 from policy.dreamers import OracleDreamer
 from policy.planners.base import Choice, PlanQuery
-from policy.world_model.config import DEFAULT_OBS_FEATURES
+from policy.world_model.config import COLLECT_EXECUTE, DEFAULT_OBS_FEATURES
 from sim import keys
 from sim.data.format import DatasetError
 
@@ -86,17 +86,22 @@ class _Recorder:
 
 
 def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: int, seed: int, k: int = 16,
-                          batch: int = 25, progress: bool = True, displace: Displacement | None = None
-                          ) -> dict[str, Any]:
+                          batch: int = 25, progress: bool = True, displace: Displacement | None = None,
+                          execute: str = "first") -> dict[str, Any]:
     """Run ``episodes`` policy episodes from ``seed``, recording every decision's K true futures;
-    ``displace`` moves the cube mid-episode, so the futures include plans gone stale."""
+    ``displace`` moves the cube mid-episode, so the futures include plans gone stale. ``execute``:
+    go on with candidate 0 (``first``, the plain policy) or the best by the ``value`` planner on
+    the true futures (``best``, the states a well-choosing controller reaches)."""
     from policy.evaluation import evaluate
+    from policy.planners.registry import make_planner
 
     out = Path(out)
     obs_dims = {f: w for f, w in policy.shapes.obs_dims.items() if f in DEFAULT_OBS_FEATURES}
     recorder = _Recorder(obs_dims, policy, f"{policy.shapes.task}/{policy.shapes.robot}")
-    controller = Controller(policy, OracleDreamer(policy.cfg.horizon), FirstCandidate(),
-                            ControllerConfig(k=k))
+    if execute not in COLLECT_EXECUTE:
+        raise ValueError(f"execute must be one of {', '.join(COLLECT_EXECUTE)}, got {execute!r}")
+    chooser = FirstCandidate() if execute == "first" else make_planner("value")
+    controller = Controller(policy, OracleDreamer(policy.cfg.horizon), chooser, ControllerConfig(k=k))
     result = evaluate(policy, episodes, seed, batch=batch, progress=progress, controller=controller,
                       on_decisions=recorder, displace=displace)
     tensors = recorder.arrays()
@@ -106,7 +111,7 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
             "n_obs_steps": policy.cfg.n_obs_steps, "decisions": recorder.groups,
             "trajectories": int(tensors["action"].shape[0]), "k": k, "episodes": episodes, "seed": seed,
             "policy_success_rate": result["success_rate"], "instructions": recorder.instructions.texts,
-            "displace": dataclasses.asdict(displace) if displace else None}
+            "displace": dataclasses.asdict(displace) if displace else None, "execute": execute}
     (out / META).write_text(json.dumps(meta, indent=2))
     return {"out": str(out), **meta, "seconds": result["seconds"]}
 

@@ -195,6 +195,27 @@ def test_oracle_dreams_can_show_a_cube_moved_mid_episode(push_run, tmp_path):
         CollectDreamsConfig(displace_step=0)
 
 
+def test_oracle_dreams_can_follow_the_best_candidate(push_run, tmp_path):
+    from policy.checkpoint import load_policy
+    from policy.configs import CollectDreamsConfig
+    from policy.world_model.oracle_data import collect_oracle_dreams as collect
+    from policy.world_model.oracle_data import load_oracle_dreams
+
+    policy = load_policy(push_run)
+    best = collect(policy, tmp_path / "best", episodes=1, seed=5, k=4, batch=1, progress=False, execute="best")
+    first = collect(policy, tmp_path / "first", episodes=1, seed=5, k=4, batch=1, progress=False)
+    assert best["execute"] == "best" and first["execute"] == "first"
+    _, a = load_oracle_dreams(tmp_path / "best")
+    _, b = load_oracle_dreams(tmp_path / "first")
+    n = min(len(a["obs"]), len(b["obs"]))
+    torch.testing.assert_close(a["obs"][:4], b["obs"][:4])  # the same first state and candidates
+    assert not torch.equal(a["obs"][:n], b["obs"][:n])  # then a different candidate was executed
+    with pytest.raises(ValueError, match="execute must be one of first, best"):
+        CollectDreamsConfig(execute="worst")
+    with pytest.raises(ValueError, match="execute must be one of"):
+        collect(policy, tmp_path / "x", episodes=1, seed=5, k=2, batch=1, progress=False, execute="worst")
+
+
 def test_a_policy_conditioned_on_the_world_models_latent_saves_and_loads(push_data, push_wm, tmp_path):
     from policy.checkpoint import load_policy
     from policy.configs import TrainConfig
