@@ -41,7 +41,8 @@ class Sort(Task):
         self.cube_colour = CUBE_COLOURS[rng.integers(len(CUBE_COLOURS))]
         self.pad_colour = PAD_COLOURS[rng.integers(len(PAD_COLOURS))]
         self._instruction = make_instruction(rng, self.cube_colour, self.pad_colour, self.phrasing)
-        cube_xy = scene.object_pose(self._cube)[:2]
+        # from where the cube was placed: the scene's body positions are stale until mj_forward
+        cube_xy = xy[CUBE_COLOURS.index(self.cube_colour)]
         self._start = float(np.linalg.norm(cube_xy - self._target))
 
     @property
