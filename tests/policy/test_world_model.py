@@ -202,7 +202,8 @@ def test_oracle_dreams_can_follow_the_best_candidate(push_run, tmp_path):
     from policy.world_model.oracle_data import load_oracle_dreams
 
     policy = load_policy(push_run)
-    best = collect(policy, tmp_path / "best", episodes=1, seed=5, k=4, batch=1, progress=False, execute="best")
+    best = collect(policy, tmp_path / "best", episodes=1, seed=5, k=4, batch=1, progress=False,
+                   execute="best")
     first = collect(policy, tmp_path / "first", episodes=1, seed=5, k=4, batch=1, progress=False)
     assert best["execute"] == "best" and first["execute"] == "first"
     _, a = load_oracle_dreams(tmp_path / "best")
