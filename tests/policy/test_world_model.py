@@ -139,6 +139,36 @@ def test_oracle_dreams_the_future_the_simulator_then_produces():
     assert not np.allclose(dreams.ee_pos[0, 0], dreams.ee_pos[0, 1])
 
 
+@pytest.mark.parametrize("task", ["pick_place", "sort"])
+def test_the_planners_progress_on_the_simulators_futures_is_the_simulators(task):
+    """The value planner scores learned dreams by the task's progress computed from positions: on
+    the simulator's own futures it must give the simulator's progress, episode after episode."""
+    import dataclasses
+
+    from policy.planners.base import PlanQuery
+    from policy.planners.objective import objective_progress
+
+    env = ReverieEnv(task, "panda")
+    oracle = OracleDreamer(horizon=6)
+    oracle.attach([env])
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        start = obs[keys.JOINT_POS].copy()
+        still = np.tile(np.append(start, 0.0), (6, 1))
+        move = np.stack([np.append(start + 0.03 * (i + 1), 0.0) for i in range(6)])
+        trajs = np.stack([still, move])
+        dreams = oracle.dream(oracle.encode([[obs]]), trajs[None])
+        grounding = None
+        if task == "sort":
+            grounding = np.zeros((len(CUBE_COLOURS), len(PAD_COLOURS)))
+            grounding[CUBE_COLOURS.index(env.task.cube_colour), PAD_COLOURS.index(env.task.pad_colour)] = 1
+        q = PlanQuery(trajs, dreams, obs.get(keys.INSTRUCTION), obs, task=task, robot="panda",
+                      dreamer="learned", start=obs)
+        progress, _ = objective_progress(q, grounding)
+        np.testing.assert_allclose(progress, dreams.progress[0, :, -1], atol=1e-9, err_msg=f"seed {seed}")
+        assert objective_progress(dataclasses.replace(q, start=None), grounding)[0] == pytest.approx(progress)
+
+
 def test_every_dreamer_builds(push_tensors):
     for name in DREAMERS:
         d = make_dreamer(name, world_model=_wm(push_tensors), horizon=8)
