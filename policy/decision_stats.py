@@ -14,6 +14,10 @@ REPORT_STEPS = (4, 8, 16)
 CLEAR_SPREAD = 0.05
 """Decisions whose candidates' true progress spans more than this are reported apart: there the
 choice matters, where elsewhere the truth's order among near-equal candidates is mostly noise."""
+TRUE_TIE = 1e-4
+"""Values (progress, scores) closer than this are ties. Replaying candidates that leave a
+cube at rest moves it by the solver's jitter alone (spreads near 1e-9 of progress), an order no
+dream and no robot can tell apart; 1e-4 of progress is under 0.1 mm of tool or cube travel."""
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -22,6 +26,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     if ra.std() < 1e-12 or rb.std() < 1e-12:
         return None
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def tied(values: np.ndarray, tol: float = TRUE_TIE) -> np.ndarray:
+    """Values (K,) as tie groups: sorted, each value within ``tol`` of the one before joins its
+    group. Returns each value's group index, in the values' order."""
+    order = np.argsort(values, kind="stable")
+    groups = np.concatenate([[0], np.cumsum(np.diff(values[order]) >= tol)])
+    out = np.empty(len(values))
+    out[order] = groups
+    return out
 
 
 def _mean(values: list[float]) -> float | None:
@@ -79,11 +93,13 @@ class DecisionStats:
 
     @staticmethod
     def _add_rho(into: list[float], pred: np.ndarray, true: np.ndarray) -> None:
-        """Appends one decision's Spearman where the truth tells its candidates apart; a
-        prediction that tells none apart there counts 0."""
-        if np.ptp(true) < 1e-12:
+        """Appends one decision's Spearman where the truth tells its candidates apart (beyond
+        ``TRUE_TIE``; closer values rank as ties, on both sides); a prediction that tells none
+        apart there counts 0."""
+        groups = tied(np.asarray(true, dtype=float))
+        if groups.max() == 0:
             return
-        into.append(spearman(pred, true) or 0.0)
+        into.append(spearman(tied(np.asarray(pred, dtype=float)), groups) or 0.0)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cycles": self.cycles}

@@ -142,6 +142,24 @@ def test_a_ranking_that_tells_no_candidates_apart_counts_zero_and_a_flat_truth_i
     assert rhos == [0.0, pytest.approx(-1.0)]
 
 
+def test_true_values_within_the_tie_tolerance_rank_as_ties():
+    """A cube left at rest moves by the solver's jitter alone between replays: that is no order."""
+    from policy.decision_stats import TRUE_TIE, DecisionStats, tied
+
+    np.testing.assert_array_equal(tied(np.array([0.3, 0.1, 0.1 + 1e-9, 0.5, 0.3 + 2 * TRUE_TIE])), [1, 0, 0, 3, 2])
+    rhos: list[float] = []
+    DecisionStats._add_rho(rhos, np.array([0.9, 0.1, 0.5]), 0.46 + np.array([1e-9, 3e-9, 2e-9]))  # skipped
+    assert rhos == []
+    # two candidates that lift (0.6) and two that do not, each pair apart only by jitter: any
+    # ranking that puts the lifters first is perfect
+    DecisionStats._add_rho(rhos, np.array([0.7, 0.8, 0.2, 0.1]), np.array([0.6, 0.6 + 2e-9, 0.2 + 1e-9, 0.2]))
+    true = np.array([0.6, 0.6 + 2e-9, 0.2 + 1e-9, 0.2])
+    DecisionStats._add_rho(rhos, true[::-1], true)  # and the truth's own order, reversed by jitter only
+    DecisionStats._add_rho(rhos, true, true)
+    assert rhos == [pytest.approx(np.corrcoef([3.5, 3.5, 1.5, 1.5], [3, 4, 2, 1])[0, 1]),
+                    pytest.approx(-1.0), pytest.approx(1.0)]
+
+
 def test_displacement_moves_the_cube_mid_episode():
     env = ReverieEnv("push", "panda")
     obs, _ = env.reset(seed=0)
