@@ -146,7 +146,8 @@ def test_true_values_within_the_tie_tolerance_rank_as_ties():
     """A cube left at rest moves by the solver's jitter alone between replays: that is no order."""
     from policy.decision_stats import TRUE_TIE, DecisionStats, tied
 
-    np.testing.assert_array_equal(tied(np.array([0.3, 0.1, 0.1 + 1e-9, 0.5, 0.3 + 2 * TRUE_TIE])), [1, 0, 0, 3, 2])
+    values = np.array([0.3, 0.1, 0.1 + 1e-9, 0.5, 0.3 + 2 * TRUE_TIE])
+    np.testing.assert_array_equal(tied(values), [1, 0, 0, 3, 2])
     rhos: list[float] = []
     DecisionStats._add_rho(rhos, np.array([0.9, 0.1, 0.5]), 0.46 + np.array([1e-9, 3e-9, 2e-9]))  # skipped
     assert rhos == []
