@@ -11,7 +11,7 @@ from policy.deploy.config import NodeConfig
 from policy.diffusion.config import DiffusionConfig
 from policy.planners.llm.config import LLMConfig
 from policy.planners.value import ValuePlannerConfig
-from policy.world_model.config import COLLECT_EXECUTE, WorldModelConfig
+from policy.world_model.config import WorldModelConfig, check_execute
 from robots.registry import get_robot
 from robots.safety import SafetyConfig
 from sim.registry import get_task
@@ -283,8 +283,7 @@ class CollectDreamsConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.k < 1 or self.batch < 1:
             raise ValueError("episodes, k and batch must be >= 1")
-        if self.execute not in COLLECT_EXECUTE:
-            raise ValueError(f"execute must be one of {', '.join(COLLECT_EXECUTE)}, got {self.execute!r}")
+        check_execute(self.execute)
         if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
             raise ValueError("displace_step must be >= 1 and displace_cm > 0")
 

@@ -16,6 +16,12 @@ COLLECT_EXECUTE = ("first", "best")
 states) or the candidate with the best true future by the ``value`` planner (a good controller's)."""
 
 
+def check_execute(execute: str) -> None:
+    """Refuses a `collect-dreams` ``execute`` that is not one of ``COLLECT_EXECUTE``."""
+    if execute not in COLLECT_EXECUTE:
+        raise ValueError(f"execute must be one of {', '.join(COLLECT_EXECUTE)}, got {execute!r}")
+
+
 @dataclass
 class WorldModelConfig:
     """Encoder and dynamics sizes, the dream horizon, and the loss weights."""

@@ -26,7 +26,7 @@ from policy.diffusion.policy import DiffusionPolicy, obs_vectors
 from policy.diffusion.text import TextTable
 from policy.dreamers import OracleDreamer
 from policy.planners.base import Choice, PlanQuery
-from policy.world_model.config import COLLECT_EXECUTE, DEFAULT_OBS_FEATURES
+from policy.world_model.config import DEFAULT_OBS_FEATURES, check_execute
 from sim import keys
 from sim.data.format import DatasetError
 
@@ -98,8 +98,7 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
     out = Path(out)
     obs_dims = {f: w for f, w in policy.shapes.obs_dims.items() if f in DEFAULT_OBS_FEATURES}
     recorder = _Recorder(obs_dims, policy, f"{policy.shapes.task}/{policy.shapes.robot}")
-    if execute not in COLLECT_EXECUTE:
-        raise ValueError(f"execute must be one of {', '.join(COLLECT_EXECUTE)}, got {execute!r}")
+    check_execute(execute)
     chooser = FirstCandidate() if execute == "first" else make_planner("value")
     controller = Controller(policy, OracleDreamer(policy.cfg.horizon), chooser, ControllerConfig(k=k))
     result = evaluate(policy, episodes, seed, batch=batch, progress=progress, controller=controller,

@@ -153,8 +153,8 @@ def test_true_values_within_the_tie_tolerance_rank_as_ties():
     assert rhos == []
     # two candidates that lift (0.6) and two that do not, each pair apart only by jitter: any
     # ranking that puts the lifters first is perfect
-    DecisionStats._add_rho(rhos, np.array([0.7, 0.8, 0.2, 0.1]), np.array([0.6, 0.6 + 2e-9, 0.2 + 1e-9, 0.2]))
     true = np.array([0.6, 0.6 + 2e-9, 0.2 + 1e-9, 0.2])
+    DecisionStats._add_rho(rhos, np.array([0.7, 0.8, 0.2, 0.1]), true)
     DecisionStats._add_rho(rhos, true[::-1], true)  # and the truth's own order, reversed by jitter only
     DecisionStats._add_rho(rhos, true, true)
     assert rhos == [pytest.approx(np.corrcoef([3.5, 3.5, 1.5, 1.5], [3, 4, 2, 1])[0, 1]),
