@@ -3,17 +3,20 @@
 A learned world model predicts where the tool and cubes go far better than it predicts the task's
 staged progress, which jumps at a grasp (on held-out Sort decisions, ranking candidates by progress
 computed from the dreamed positions agrees with the simulator's truth at Spearman 0.68 per
-decision; the world model's progress head at 0.21; BENCHMARKS.md). So on the pick-and-place tasks a
-planner can score a learned dream with ``staged_carry_progress``, the function the tasks use:
+decision; the world model's progress head at 0.21; BENCHMARKS.md). So a planner can score a learned
+dream with the function the task itself uses: ``staged_carry_progress`` on the pick-and-place
+tasks,
 
 ```
 progress = sum over (cube c, target t) of P(c, t) * staged_carry_progress(tool[H], cube_c[H], t, ...)
 success  = sum over (c, t) of P(c, t) * [cube c rests on t at some step of the dream]
 ```
+``slide_progress`` on Push (the share of the way the cube has slid; "rests" there also asks that
+the tool has left the cube, as the simulator's success asks that the robot no longer touch it).
 Carrying progress is measured from the cube's distance to its target at the episode's start
 (``PlanQuery.start``), as the tasks measure it: from the current distance instead, every
 candidate that does not bring the cube nearer than it is now would tie at the same stage value.
-P is one-hot where the task says which cube goes where (PickPlace); on Sort it is the grounding of
+P is one-hot where the task says which cube goes where (PickPlace, Push); on Sort it is the grounding of
 the instruction (P(object, target | instruction), from a planner that reads it). Without a grounding
 there is nothing to compute, and the dreamer's own progress and success stand.
 """
@@ -24,13 +27,15 @@ import numpy as np
 
 from policy.planners.base import PlanQuery
 from sim import keys
-from sim.tasks.base import rests_on, staged_carry_progress
+from sim.tasks.base import rests_on, slide_progress, staged_carry_progress
 from sim.workspace import WORKSPACES
 
-FIXED_PAIR = {"pick_place": (0, 0)}
+FIXED_PAIR = {"pick_place": (0, 0), "push": (0, 0)}
 """Tasks whose cube and target are fixed: (object index, target index)."""
 GROUNDED = ("sort",)
 """Tasks whose cube and target the instruction names."""
+SLID = ("push",)
+"""Tasks whose progress is how far the cube has slid (no reach or lift stages)."""
 MIN_WEIGHT = 1e-3
 """(object, target) pairs less likely than this are skipped."""
 
@@ -64,9 +69,13 @@ def objective_progress(q: PlanQuery, grounding: np.ndarray | None = None
     for c, t in zip(*np.nonzero(weights >= MIN_WEIGHT), strict=True):
         target = goal[t, :2]
         cube = d["object_pos"][:, :, c]  # (K, H, 3)
-        resting = rests_on(cube, target, ws, d["holding"][:, :, c] < 0.5)
         start = float(np.linalg.norm(cubes_first[c, :2] - target))
-        progress += weights[c, t] * staged_carry_progress(d["ee_pos"][:, -1], cube[:, -1], target, start,
-                                                          ws.cube_half, resting[:, -1])
+        if q.task in SLID:
+            resting = rests_on(cube, target, ws, d["touching"][:, :, c] < 0.5)
+            progress += weights[c, t] * slide_progress(cube[:, -1], target, start, resting[:, -1])
+        else:
+            resting = rests_on(cube, target, ws, d["holding"][:, :, c] < 0.5)
+            progress += weights[c, t] * staged_carry_progress(d["ee_pos"][:, -1], cube[:, -1], target, start,
+                                                              ws.cube_half, resting[:, -1])
         success += weights[c, t] * resting.any(-1)
     return progress, success

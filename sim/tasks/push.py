@@ -6,9 +6,8 @@ several approaches are valid, which is what makes the demonstrations multimodal.
 
 from __future__ import annotations
 
-import numpy as np
-
 from sim.scene import Scene
+from sim.tasks.base import slide_progress
 from sim.tasks.cube_to_pad import CubeToPad
 
 
@@ -21,7 +20,5 @@ class Push(CubeToPad):
         return self.ws.pad_half  # room to get behind the cube from any side
 
     def progress(self, scene: Scene) -> float:
-        if self.success(scene):
-            return 1.0
-        d = np.linalg.norm(scene.object_pose("cube")[:2] - self._goal[:2])
-        return float(0.95 * np.clip(1 - d / max(self._start, 1e-6), 0, 1))
+        return float(slide_progress(scene.object_pose("cube")[:3], self._goal[:2], self._start,
+                                    self.success(scene)))

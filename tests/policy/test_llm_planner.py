@@ -449,6 +449,29 @@ def test_pick_place_progress_is_computed_from_a_dream_that_sets_the_cube_down_on
     np.testing.assert_allclose(success, [1.0, 0.0])
 
 
+def test_push_progress_is_the_share_slid_and_success_asks_the_tool_to_leave_the_cube():
+    from policy.planners.objective import objective_progress
+    from sim.workspace import WORKSPACES
+
+    half = WORKSPACES["panda"].cube_half
+    cube, pad = np.array([0.5, 0.0, half]), np.array([0.5, 0.2, 0.0])
+    h = 5
+    slid = cube + np.linspace(0, 1, h)[:, None] * (pad + np.array([0, 0, half]) - cube)
+    obj = np.tile(cube, (1, 3, h, 1, 1))
+    obj[0, 0, :, 0] = obj[0, 1, :, 0] = slid  # both slide it onto the pad
+    obj[0, 2, :, 0] = cube + np.linspace(0, 0.5, h)[:, None] * (pad - cube) * [1, 1, 0]  # half way
+    ee = obj[:, :, :, 0] - np.array([0.0, 0.03, 0.0])  # pushing from behind
+    touch = np.ones((1, 3, h, 1))
+    touch[0, 0, -1] = 0.0  # the first backs off at the end; the second keeps pushing
+    dreams = Dreams(ee, obj, np.zeros((1, 3, h, 1)), touch, np.full((1, 3, h), 0.3), np.zeros((1, 3, h)))
+    obs = {keys.OBJECT_POSES: np.append(cube, [1.0, 0, 0, 0])[None], keys.GOAL: pad,
+           keys.EE_POSE: np.append(ee[0, 0, 0], [1.0, 0, 0, 0])}
+    q = PlanQuery(np.zeros((3, h, 8)), dreams, None, obs, task="push", robot="panda", dreamer="learned")
+    progress, success = objective_progress(q)
+    np.testing.assert_allclose(progress, [1.0, 0.95, 0.95 * 0.5])
+    np.testing.assert_allclose(success, [1.0, 0.0, 0.0])
+
+
 def test_carrying_progress_is_measured_from_where_the_cube_started_the_episode():
     """Halfway through a carry, a dream that holds the cube still and one that drifts it back 1 cm
     differ by the task's measure (from the episode's start); from the current distance both

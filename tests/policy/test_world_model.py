@@ -139,7 +139,7 @@ def test_oracle_dreams_the_future_the_simulator_then_produces():
     assert not np.allclose(dreams.ee_pos[0, 0], dreams.ee_pos[0, 1])
 
 
-@pytest.mark.parametrize("task", ["pick_place", "sort"])
+@pytest.mark.parametrize("task", ["push", "pick_place", "sort"])
 def test_the_planners_progress_on_the_simulators_futures_is_the_simulators(task):
     """The value planner scores learned dreams by the task's progress computed from positions: on
     the simulator's own futures it must give the simulator's progress, episode after episode."""
