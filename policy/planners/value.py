@@ -41,14 +41,9 @@ class ValuePlannerConfig:
     """Score learned dreams by the task's progress computed from the dreamed tool and cube
     positions (pick-and-place tasks; on Sort only with a grounded instruction) rather than by the
     world model's progress and success heads. Simulator dreams keep their exact progress."""
-    margin: float = 0.0
-    """Keep candidate 0, the policy's own draw (what the plain policy would run), unless the best
-    candidate outscores it by more than this. Where a world model's dreams cannot tell the
-    candidates apart, a choice made on their errors is no better than that draw; a margin keeps
-    the controller from trading it away for nothing. 0: always take the best."""
 
     def __post_init__(self) -> None:
-        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin", "margin"):
+        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin"):
             if getattr(self, name) < 0:
                 raise ValueError(f"value planner weight {name} must be >= 0, got {getattr(self, name)}")
 
@@ -90,10 +85,6 @@ class ValuePlanner:
         terms = self.terms(q)
         scores = self._weigh(terms)
         best = int(np.argmax(scores))
-        if best != 0 and scores[best] - scores[0] <= self.cfg.margin:
-            return Choice(0, scores, f"candidate 0, the policy's own draw: the best (candidate {best}) "
-                          f"outscores it by only {scores[best] - scores[0]:.3f}, within the margin "
-                          f"{self.cfg.margin:.3f}", progress=terms["progress"])
         runner = int(np.argsort(scores)[-2]) if len(scores) > 1 else best
         reason = (f"candidate {best}: progress {terms['progress'][best]:.2f}, success "
                   f"{terms['success'][best]:.2f}, collision {terms['collision'][best]:.2f}, jerk "

@@ -56,18 +56,6 @@ def test_value_planner_weighs_progress_collision_and_jerk():
         make_planner("value", jerk=-1.0)
 
 
-def test_a_margin_keeps_the_policys_own_draw_unless_a_candidate_clearly_beats_it():
-    smooth = np.zeros((3, 6, 8))
-    close = PlanQuery(smooth, _dreams(3, 6, progress=[0.50, 0.53, 0.40]))
-    assert make_planner("value").choose(close).index == 1
-    kept = make_planner("value", margin=0.05).choose(close)
-    assert kept.index == 0 and "within the margin" in kept.reason
-    clear = PlanQuery(smooth, _dreams(3, 6, progress=[0.50, 0.53, 0.70]))
-    assert make_planner("value", margin=0.05).choose(clear).index == 2
-    with pytest.raises(ValueError, match="margin must be >= 0"):
-        make_planner("value", margin=-0.1)
-
-
 def test_dream_inputs_drop_the_past_and_hold_the_last_target():
     traj = np.arange(8 * 2, dtype=float).reshape(8, 2)
     out = dream_inputs(traj, n_obs_steps=2, horizon=8)
