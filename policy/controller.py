@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -231,7 +231,7 @@ class Controller:
         t4 = time.perf_counter()
         timings = {"sample": (t1 - t0) * 1e3, "dream": (t2 - t1) * 1e3, "choose": (t3 - t2) * 1e3,
                    "refine": (t4 - t3) * 1e3, "total": (t4 - t0) * 1e3}
-        audits = self._audit(cands, dreams, choices) if self.audit is not None else [None] * len(batch)
+        audits = self._audit(cands, dreams, choices, batch) if self.audit is not None else [None] * len(batch)
         out = [Decision(self._step, rows[b][0], rows[b][1], choices[b].scores, choices[b].index,
                         choices[b].reason, self.planner.name, self.dreamer.name, chosen[b], refinements[b],
                         timings, audits[b] if not rows[b][2] else None, [obs[b] for obs in self._history],
@@ -299,10 +299,12 @@ class Controller:
                                        dreams.take_row(b))])
         return out_chosen, out_ref
 
-    def _audit(self, cands: np.ndarray, dreams: Dreams, choices) -> list[dict[str, Any]]:
+    def _audit(self, cands: np.ndarray, dreams: Dreams, choices, batch: list[Observation]
+               ) -> list[dict[str, Any]]:
         """True futures of the same candidates from the oracle, and how well the dreams matched:
         the dreamer's progress head, the progress the planner ranked by (where its choice says) and
-        the planner's scores, each against the simulator's."""
+        the planner's scores, each against the simulator's. The true futures are scored in the
+        planner's own context (task, observation), as exact dreams."""
         pc = self.policy.cfg
         futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
         true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
@@ -318,8 +320,9 @@ class Controller:
                 gap = dreams.object_pos[b, :, :h] - true.object_pos[b, :, :h]
                 obj = np.linalg.norm(gap, axis=-1).mean((0, 2))
             pred_p, true_p = dreams.progress[b, :, h - 1], true.progress[b, :, h - 1]
-            true_scores = self.planner.score(PlanQuery(futures[b, :, :h], true.row(b),
-                                                       joint_limits=self._limits, exact=True))
+            truth = replace(self._query(futures[b, :, :h], true.row(b), batch[b], b), dreamer=self.audit.name,
+                            exact=True)
+            true_scores = self.planner.score(truth)
             true_choice = int(np.argmax(true_scores))
             top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)
             out.append({"ee_err_m": ee, "object_err_m": obj, "pred_progress": pred_p, "true_progress": true_p,

@@ -472,6 +472,33 @@ def test_push_progress_is_the_share_slid_and_success_asks_the_tool_to_leave_the_
     np.testing.assert_allclose(success, [1.0, 0.0, 0.0])
 
 
+def test_the_value_planner_prefers_a_push_that_leaves_the_tool_behind_the_cube():
+    """Two Push dreams slide the cube equally far; one ends with the tool behind it, facing the
+    pad, the other beside it. Only the first is ready for the next push."""
+    from policy.planners.objective import push_readiness
+    from policy.planners.value import ValuePlanner, ValuePlannerConfig
+    from sim.workspace import WORKSPACES
+
+    half = WORKSPACES["panda"].cube_half
+    cube, pad = np.array([0.5, 0.0, half]), np.array([0.5, 0.3, 0.0])
+    h = 4
+    obj = np.tile(cube, (1, 2, h, 1, 1))
+    obj[0, :, :, 0, 1] += np.linspace(0, 0.05, h)  # both slide it 5 cm toward the pad
+    ee = obj[:, :, :, 0].copy()
+    ee[0, 0, :, 1] -= 0.04  # behind it
+    ee[0, 1, :, 0] -= 0.04  # beside it
+    dreams = Dreams(ee, obj, np.zeros((1, 2, h, 1)), np.ones((1, 2, h, 1)), np.zeros((1, 2, h)),
+                    np.zeros((1, 2, h)))
+    obs = {keys.OBJECT_POSES: np.append(cube, [1.0, 0, 0, 0])[None], keys.GOAL: pad,
+           keys.EE_POSE: np.append(ee[0, 0, 0], [1.0, 0, 0, 0])}
+    q = PlanQuery(np.zeros((2, h, 8)), dreams, None, obs, task="push", robot="panda", dreamer="learned")
+    np.testing.assert_allclose(push_readiness(q), [1.0, 0.0], atol=1e-9)
+    assert ValuePlanner().choose(q).index == 0
+    assert ValuePlanner(ValuePlannerConfig(push_ready=0.0)).score(q)[0] == \
+        pytest.approx(ValuePlanner(ValuePlannerConfig(push_ready=0.0)).score(q)[1])
+    np.testing.assert_array_equal(push_readiness(dataclasses.replace(q, task="pick_place")), [0.0, 0.0])
+
+
 def test_carrying_progress_is_measured_from_where_the_cube_started_the_episode():
     """Halfway through a carry, a dream that holds the cube still and one that drifts it back 1 cm
     differ by the task's measure (from the episode's start); from the current distance both
