@@ -35,7 +35,8 @@ FIXED_PAIR = {"pick_place": (0, 0), "push": (0, 0)}
 GROUNDED = ("sort",)
 """Tasks whose cube and target the instruction names."""
 SLID = ("push",)
-"""Tasks whose progress is how far the cube has slid (no reach or lift stages)."""
+"""Tasks whose progress is how far the cube has slid (no reach or lift stages); each is also in
+FIXED_PAIR."""
 MIN_WEIGHT = 1e-3
 """(object, target) pairs less likely than this are skipped."""
 PUSH_READY_RADIUS = 0.08
@@ -94,9 +95,10 @@ def push_readiness(q: PlanQuery) -> np.ndarray:
     k = len(q.candidates)
     if q.task not in SLID or not q.observation or keys.GOAL not in q.observation:
         return np.zeros(k)
+    c, t = FIXED_PAIR[q.task]
     d = q.dreams.take_row(0)
-    target = np.asarray(q.observation[keys.GOAL], dtype=float).reshape(-1, 3)[0, :2]
-    cube, tool = d["object_pos"][:, -1, 0, :2], d["ee_pos"][:, -1, :2]
+    target = np.asarray(q.observation[keys.GOAL], dtype=float).reshape(-1, 3)[t, :2]
+    cube, tool = d["object_pos"][:, -1, c, :2], d["ee_pos"][:, -1, :2]
     to_target, at_cube = target - cube, cube - tool
     dist = np.linalg.norm(at_cube, axis=-1)
     cos = (to_target * at_cube).sum(-1) / np.maximum(np.linalg.norm(to_target, axis=-1) * dist, 1e-9)

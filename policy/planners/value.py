@@ -45,7 +45,7 @@ class ValuePlannerConfig:
     on Push was worse than the plain policy (validation: 0.2 beat 0.1 and 0; BENCHMARKS.md)."""
     objective: bool = True
     """Score learned dreams by the task's progress computed from the dreamed tool and cube
-    positions (pick-and-place tasks; on Sort only with a grounded instruction) rather than by the
+    positions (Push and the pick-and-place tasks; on Sort only with a grounded instruction) rather than by the
     world model's progress and success heads. Simulator dreams keep their exact progress."""
 
     def __post_init__(self) -> None:
