@@ -304,7 +304,8 @@ class Controller:
         """True futures of the same candidates from the oracle, and how well the dreams matched:
         the dreamer's progress head, the progress the planner ranked by (where its choice says) and
         the planner's scores, each against the simulator's. The true futures are scored in the
-        planner's own context (task, observation), as exact dreams."""
+        planner's own context (the query it was given: task, observation, instruction and the
+        dreamer's grounding of it), as exact dreams."""
         pc = self.policy.cfg
         futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
         true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
