@@ -208,6 +208,11 @@ class WorldModelTrainConfig:
     """Examples per step."""
     rank_groups: int = 8
     """Oracle-dream decisions (K candidates each) per step for the rank loss (0: off)."""
+    rank_focus: float = 0.0
+    """Share of those decisions drawn in proportion to how much their candidates' true final
+    progress differs (the rest uniformly). Most recorded decisions are ones where every candidate
+    does about the same; the decisions a choice can win or lose (a grasp that lands or misses) are
+    few, and uniform draws rarely show them to the rank loss."""
     lr: float = 1e-3
     """Peak AdamW learning rate."""
     weight_decay: float = 1e-4
@@ -241,6 +246,8 @@ class WorldModelTrainConfig:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.rank_groups < 0:
             raise ValueError(f"rank_groups must be >= 0, got {self.rank_groups}")
+        if not 0 <= self.rank_focus <= 1:
+            raise ValueError(f"rank_focus must lie in [0, 1], got {self.rank_focus}")
         if not 0 <= self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must lie in [0, 0.5), got {self.val_fraction}")
         if not self.lr > 0 or self.warmup_steps < 0:

@@ -82,6 +82,10 @@ def train_world_model(c) -> dict[str, Any]:
     groups = torch.tensor([int(s) for s in data.group_starts if int(data.episode[s]) not in held],
                           dtype=torch.long)
     rank_w = c.world_model.loss_weights.get("rank", 0.0)
+    focused = round(c.rank_groups * c.rank_focus)
+    spread = data.group_spread(groups) if focused and len(groups) else None
+    if spread is not None and not bool((spread > 0).any()):
+        spread = None  # every recorded decision's candidates end alike: nothing to focus on
     bar = tqdm(total=c.steps, desc=f"world model {data.shapes.task}", unit="step", disable=not c.progress)
     step, train_s, losses, frac = 0, 0.0, [], 0.0
     with (run / METRICS).open("a") as log:
@@ -95,6 +99,8 @@ def train_world_model(c) -> dict[str, Any]:
             loss = model(to_device(data.batch(pick), device))
             if len(groups) and rank_w and c.rank_groups:
                 starts = groups[torch.randint(len(groups), (c.rank_groups,), generator=gen)]
+                if spread is not None:
+                    starts[:focused] = groups[torch.multinomial(spread, focused, True, generator=gen)]
                 rows = (starts[:, None] + torch.arange(data.group_size)).reshape(-1)
                 batch = to_device(data.batch(rows), device)
                 loss = loss + rank_w * model.rank_loss(batch, data.group_size)

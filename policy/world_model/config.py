@@ -62,7 +62,9 @@ class WorldModelConfig:
         "ee_pos": 1.0, "object_pos": 2.0, "holding": 0.5, "touching": 0.5, "progress": 2.0, "success": 1.0,
         "rank": 10.0, "grounding": 0.5})
     """Weight of each predicted quantity in the training loss; ``rank`` weighs the loss on how
-    candidates from the same state differ (oracle-dream groups only)."""
+    candidates from the same state differ (oracle-dream groups only), and ``rank_holding`` (off by
+    default) adds to that loss which candidates end up holding a cube, relative to its other
+    terms: a grasp that lands against one that misses is what a choice most often turns on."""
 
     def __post_init__(self) -> None:
         for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads", "text_dim",
@@ -81,7 +83,8 @@ class WorldModelConfig:
                              f"{self.loss_weights}")
 
 
-LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success", "rank", "grounding")
+LOSS_TERMS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success", "rank", "grounding",
+              "rank_holding")
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,12 @@ class DreamTensors:
         """Indices of ``texts`` in ``self.texts``, adding the new ones."""
         return self._texts.ids(texts)
 
+    def group_spread(self, starts: torch.Tensor) -> torch.Tensor:
+        """(G,) how much the true final progress of each oracle-dream decision's K candidates
+        differs (standard deviation): zero where every candidate ends alike."""
+        rows = starts[:, None] + torch.arange(self.group_size)
+        return self.tensors["progress"][rows, -1].std(dim=1)
+
     def batch(self, index: torch.Tensor) -> dict:
         """The rows ``index`` as tensors, plus their instruction strings for instructed tasks."""
         out: dict = {f: self.tensors[f][index] for f in self.FIELDS}

@@ -207,7 +207,8 @@ class WorldModel(nn.Module):
 
     def rank_loss(self, batch: dict, k: int) -> Tensor:
         """Loss on how K candidates from one state differ: each prediction and target minus its
-        group's mean, for progress and the tool's and cubes' paths. ``batch`` holds G groups of
+        group's mean, for progress and the tool's and cubes' paths (and, with a ``rank_holding``
+        weight, which candidates hold a cube). ``batch`` holds G groups of
         K rows sharing one observation window, group by group."""
         g = batch["obs"].shape[0] // k
         texts = batch.get(INSTRUCTIONS)
@@ -223,6 +224,10 @@ class WorldModel(nn.Module):
         if self.shapes.n_objects:
             target = batch["object_pos"].reshape(g, k, *batch["object_pos"].shape[1:]) * s
             loss = loss + F.mse_loss(centred(out["object_pos"]), centred(target))
+            held = self.cfg.loss_weights.get("rank_holding", 0.0)
+            if held:
+                label = batch["holding"].reshape(g, k, *batch["holding"].shape[1:])
+                loss = loss + held * F.mse_loss(centred(torch.sigmoid(out["holding"])), centred(label))
         return loss
 
     def forward(self, batch: dict) -> Tensor:

@@ -200,8 +200,15 @@ def test_oracle_dream_data_trains_the_world_model(push_run, push_data, tmp_path)
     summary = train_world_model(WorldModelTrainConfig(
         data=[str(push_data)], oracle_dreams=[str(tmp_path / "dreams")], out=str(tmp_path / "wm"),
         world_model=dict(TINY_WM), steps=4, batch_size=16, rank_groups=2, log_every=2, warmup_steps=1,
-        val_fraction=0.0, progress=False))
+        val_fraction=0.0, progress=False, rank_focus=0.5))
     assert summary["examples"] == len(with_dreams) and summary["steps"] == 4
+    # decisions whose candidates all end alike have no spread for the focused draws to favour
+    spread = with_dreams.group_spread(with_dreams.group_starts)
+    final = with_dreams.tensors["progress"][with_dreams.group_starts[:, None] + torch.arange(3), -1]
+    assert spread.shape == (r["decisions"],) and bool((spread >= 0).all())
+    torch.testing.assert_close(spread == 0, (final == final[:, :1]).all(1))
+    with pytest.raises(ValueError, match="rank_focus must lie in"):
+        WorldModelTrainConfig(rank_focus=1.5)
     with pytest.raises(Exception, match="holds no oracle dreams"):
         DreamTensors([DemoDataset(push_data)], cfg, [str(tmp_path)])
 
@@ -277,6 +284,12 @@ def test_rank_loss_sees_only_how_candidates_of_one_state_differ(push_tensors):
     torch.testing.assert_close(wm.rank_loss(batch, 4), wm.rank_loss(shifted, 4))
     shifted["progress"][0] += 0.3  # one candidate better than its siblings: the loss sees it
     assert not torch.isclose(wm.rank_loss(batch, 4), wm.rank_loss(shifted, 4))
+    # which candidate holds the cube counts only with a rank_holding weight
+    grasp = {k: v.clone() for k, v in batch.items()}
+    grasp["holding"][0] = 1 - grasp["holding"][0]
+    torch.testing.assert_close(wm.rank_loss(batch, 4), wm.rank_loss(grasp, 4))
+    wm.cfg.loss_weights["rank_holding"] = 1.0
+    assert not torch.isclose(wm.rank_loss(batch, 4), wm.rank_loss(grasp, 4))
 
 
 def test_a_sort_world_model_reads_the_instruction(tmp_path):
