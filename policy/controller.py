@@ -28,7 +28,7 @@ import torch
 
 from policy.diffusion.policy import DiffusionPolicy, Observation
 from policy.dreamers import Dreamer
-from policy.dreams import Dreams
+from policy.dreams import DREAM_PARTS, Dreams
 from policy.planners.base import Choice, Planner, PlanQuery
 from sim import keys
 from sim.language import SceneVocabulary
@@ -305,7 +305,10 @@ class Controller:
         the dreamer's progress head, the progress the planner ranked by (where its choice says) and
         the planner's scores, each against the simulator's. The true futures are scored in the
         planner's own context (the query it was given: task, observation, instruction and the
-        dreamer's grounding of it), as exact dreams."""
+        dreamer's grounding of it), as exact dreams. ``gains``: the true score the choice gains
+        over candidate 0 (an unchosen sample, what the plain policy would run), what the best
+        candidate gains, and what the planner's choice would gain were one part of each dream
+        (``DREAM_PARTS``) the simulator's."""
         pc = self.policy.cfg
         futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
         true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
@@ -325,11 +328,18 @@ class Controller:
                             exact=True)
             true_scores = self.planner.score(truth)
             true_choice = int(np.argmax(true_scores))
+            gains = {"chosen": float(true_scores[choices[b].index] - true_scores[0]),
+                     "best": float(true_scores.max() - true_scores[0])}
+            if dreams.shape[2] == true.shape[2]:
+                for part, names in DREAM_PARTS.items():
+                    mixed = replace(dreams.row(b), **{n: getattr(true, n)[b:b + 1] for n in names})
+                    pick = int(np.argmax(self.planner.score(self._query(futures[b], mixed, batch[b], b))))
+                    gains[f"true_{part}"] = float(true_scores[pick] - true_scores[0])
             top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)
             out.append({"ee_err_m": ee, "object_err_m": obj, "pred_progress": pred_p, "true_progress": true_p,
                         "true_success": true.success[b, :, h - 1], "true_best": true_choice,
                         "agree": true_choice == choices[b].index, "decisive": bool(top2[1] - top2[0] > 0.01),
                         "regret": float(true_scores.max() - true_scores[choices[b].index]),
                         "planned_progress": choices[b].progress, "scores": choices[b].scores,
-                        "true_scores": true_scores})
+                        "true_scores": true_scores, "gains": gains})
         return out

@@ -59,6 +59,7 @@ class DecisionStats:
         self.rho_planned: list[float] = []
         self.rho_planned_clear: list[float] = []
         self.rho_scores: list[float] = []
+        self.gains: dict[str, list[float]] = {}
         self.pred: list[np.ndarray] = []
         self.true: list[np.ndarray] = []
         self.cycles = 0
@@ -82,6 +83,8 @@ class DecisionStats:
                 self.agree.append(bool(a["agree"]))
                 self.decisive.append(bool(a["decisive"]))
                 self.regret.append(float(a["regret"]))
+                for name, value in a.get("gains", {}).items():
+                    self.gains.setdefault(name, []).append(value)
                 self.pred.append(a["pred_progress"])
                 self.true.append(a["true_progress"])
                 self._add_rho(self.rho, a["pred_progress"], a["true_progress"])
@@ -134,4 +137,9 @@ class DecisionStats:
                 "spearman_planned_clear_decisions": len(self.rho_planned_clear),
                 "spearman_scores_mean": _mean(self.rho_scores),
             }
+            best = float(np.sum(self.gains.get("best", [])))
+            if best > 0:
+                out["fidelity"]["gain_share"] = {
+                    ("dreamed" if name == "chosen" else name): float(np.sum(v)) / best
+                    for name, v in self.gains.items() if name != "best"}
         return out

@@ -25,6 +25,9 @@ TOUCH_RADIUS = 0.06
 """Tool-to-cube-centre distance (m) counted as touching the cube."""
 LIFT_MARGIN = 0.01
 """Height (m) above resting on the table at which a cube counts as lifted."""
+DREAM_PARTS = {"objects": ("object_pos", "holding", "touching"), "tool": ("ee_pos",)}
+"""The parts of a dream an audit can take from the simulator one at a time, keeping the rest as
+dreamed: which part's errors cost the choice what it misses."""
 
 
 @dataclass

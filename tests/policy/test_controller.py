@@ -116,6 +116,8 @@ def test_the_audit_measures_dream_fidelity_against_the_simulator(policy):
     assert f["spearman_planned_clear_decisions"] <= f["spearman_planned_decisions"]
     assert f["spearman_planned_progress_clear"] in (None, pytest.approx(1.0))
     assert r["controller"]["cycles"] > 0 and r["controller"]["dreamer"] == "oracle"
+    # exact dreams choose the best candidate, with any part of them taken from the simulator
+    assert f["gain_share"] == pytest.approx({"dreamed": 1.0, "true_objects": 1.0, "true_tool": 1.0})
 
 
 def test_every_query_of_an_episode_carries_its_first_observation(policy):
@@ -216,6 +218,9 @@ def test_learned_controller_drives_episodes(policy, push_wm):
                       ControllerConfig(k=3), audit=OracleDreamer(8))
     r = evaluate(policy, 2, seed=5, batch=2, progress=False, controller=ctrl)
     assert r["controller"]["dreamer"] == "learned" and r["controller"]["fidelity"]["decisions"] > 0
+    # no choice can gain more than the best candidate does
+    shares = r["controller"]["fidelity"]["gain_share"]
+    assert set(shares) == {"dreamed", "true_objects", "true_tool"} and max(shares.values()) <= 1 + 1e-9
 
 
 def test_the_oracle_skips_rows_whose_episodes_ended(policy):
