@@ -306,9 +306,9 @@ class Controller:
         the planner's scores, each against the simulator's. The true futures are scored in the
         planner's own context (the query it was given: task, observation, instruction and the
         dreamer's grounding of it), as exact dreams. ``gains``: the true score the choice gains
-        over candidate 0 (an unchosen sample, what the plain policy would run), what the best
-        candidate gains, and what the planner's choice would gain were one part of each dream
-        (``DREAM_PARTS``) the simulator's."""
+        over candidate 0 (an unchosen sample, what the plain policy would run: ``dreamed``), what
+        the best candidate gains (``best``), and what the planner's choice would gain were one
+        part of each dream (``DREAM_PARTS``) the simulator's (``true_<part>``)."""
         pc = self.policy.cfg
         futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
         true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
@@ -328,7 +328,7 @@ class Controller:
                             exact=True)
             true_scores = self.planner.score(truth)
             true_choice = int(np.argmax(true_scores))
-            gains = {"chosen": float(true_scores[choices[b].index] - true_scores[0]),
+            gains = {"dreamed": float(true_scores[choices[b].index] - true_scores[0]),
                      "best": float(true_scores.max() - true_scores[0])}
             if dreams.shape[2] == true.shape[2]:
                 for part, names in DREAM_PARTS.items():

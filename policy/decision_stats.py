@@ -139,7 +139,6 @@ class DecisionStats:
             }
             best = float(np.sum(self.gains.get("best", [])))
             if best > 0:
-                out["fidelity"]["gain_share"] = {
-                    ("dreamed" if name == "chosen" else name): float(np.sum(v)) / best
-                    for name, v in self.gains.items() if name != "best"}
+                out["fidelity"]["gain_share"] = {name: float(np.sum(v)) / best
+                                                 for name, v in self.gains.items() if name != "best"}
         return out
