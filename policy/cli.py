@@ -97,7 +97,7 @@ def cmd_collect_dreams(overrides: list[str]) -> None:
     policy = load_policy(c.checkpoint, device=c.device)
     displace = Displacement(c.displace_step, c.displace_cm) if c.displace_step else None
     _print_json(collect_oracle_dreams(policy, c.out, c.episodes, c.seed, c.k, c.batch, displace=displace,
-                                      execute=c.execute))
+                                      execute=c.execute, world_model=c.world_model))
 
 
 def cmd_eval(overrides: list[str]) -> None:

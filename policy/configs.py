@@ -198,6 +198,10 @@ class WorldModelTrainConfig:
     """Directories from `reverie collect-dreams`: the policy's candidates with their true futures."""
     out: str = "runs/push_wm"
     """Run directory: checkpoints/, metrics.jsonl."""
+    init: str | None = None
+    """Start from this trained world model's weights and normalisation instead of fresh ones:
+    fine-tune it on added data (say, `collect-dreams execute=learned`) without training from
+    scratch. ``world_model`` must describe the same network (its loss weights may differ)."""
     world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
     """The model (latent and transformer sizes, horizon, loss weights)."""
     steps: int = 6000
@@ -285,12 +289,19 @@ class CollectDreamsConfig:
     """Which candidate the episodes go on with: ``first`` (candidate 0, an unbiased draw: the
     plain policy's states) or ``best`` (the one the ``value`` planner scores best on its true
     future: the states a controller that chooses well reaches, mid-carry and placing, which the
-    plain policy seldom visits)."""
+    plain policy seldom visits) or ``learned`` (the ``value`` planner's choice on the dreams of
+    ``world_model``: the states the learned controller reaches, its own mistakes included, where
+    that model most needs labels)."""
+    world_model: str | None = None
+    """World-model run whose dreams choose the executed candidate (``execute=learned`` only)."""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.k < 1 or self.batch < 1:
             raise ValueError("episodes, k and batch must be >= 1")
         check_execute(self.execute)
+        if (self.execute == "learned") != bool(self.world_model):
+            raise ValueError("execute=learned needs world_model=RUN (a trained world model), and "
+                             "world_model is used only with execute=learned")
         if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
             raise ValueError("displace_step must be >= 1 and displace_cm > 0")
 

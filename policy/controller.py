@@ -308,7 +308,8 @@ class Controller:
         dreamer's grounding of it), as exact dreams. ``gains``: the true score the choice gains
         over candidate 0 (an unchosen sample, what the plain policy would run: ``dreamed``), what
         the best candidate gains (``best``), and what the planner's choice would gain were one
-        part of each dream (``DREAM_PARTS``) the simulator's (``true_<part>``)."""
+        part of each dream (``DREAM_PARTS``) the simulator's (``true_<part>``). ``true``: the
+        simulator's futures themselves, each ``Dreams`` field (K, H, ...)."""
         pc = self.policy.cfg
         futures = dream_inputs(cands, pc.n_obs_steps, self.audit.horizon)
         true = self.audit.dream(self.audit.encode(list(self._history), self._active), futures)
@@ -341,5 +342,5 @@ class Controller:
                         "agree": true_choice == choices[b].index, "decisive": bool(top2[1] - top2[0] > 0.01),
                         "regret": float(true_scores.max() - true_scores[choices[b].index]),
                         "planned_progress": choices[b].progress, "scores": choices[b].scores,
-                        "true_scores": true_scores, "gains": gains})
+                        "true_scores": true_scores, "gains": gains, "true": true.take_row(b)})
         return out

@@ -60,6 +60,21 @@ def dream_error(model: WorldModel, data: DreamTensors, index: torch.Tensor, devi
     return result
 
 
+def _start_from(model: WorldModel, init: str, device: torch.device) -> None:
+    """Load a trained world model's weights and normalisation into ``model`` (same network)."""
+    start = checkpoint.load_world_model(init, model.shapes.task, model.shapes.robot, device)
+    mismatch = model.cfg.network_mismatch(start.cfg)
+    if mismatch:
+        said = ", ".join(f"world_model.{k}={v[1]} (asked {v[0]})" for k, v in mismatch.items())
+        raise ValueError(f"init={init} is a different network: it has {said}; pass those values or "
+                         "leave init unset to train from scratch")
+    try:
+        model.load_state_dict(start.state_dict())
+    except RuntimeError as e:  # the data's features differ from those it was trained on
+        raise ValueError(f"init={init} does not fit this data's shapes ({e}); fine-tune only on data "
+                         "of the features it was trained on") from None
+
+
 def train_world_model(c) -> dict[str, Any]:
     """Train as ``c`` (a ``WorldModelTrainConfig``) says; returns a summary with held-out errors."""
     run = Path(c.out)
@@ -75,6 +90,8 @@ def train_world_model(c) -> dict[str, Any]:
     train_idx, val_idx = split_episodes(data.episode, c.val_fraction, c.seed)
     model = WorldModel(c.world_model, data.shapes, data.obs_low, data.obs_high, data.action_low,
                        data.action_high).to(device)
+    if c.init:
+        _start_from(model, c.init, device)
     opt = torch.optim.AdamW(model.parameters(), lr=c.lr, weight_decay=c.weight_decay)
     (run / "train_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2))
     gen = torch.Generator().manual_seed(c.seed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from policy.diffusion.config import DEFAULT_OBS_FEATURES
@@ -11,9 +11,11 @@ from sim.data.format import STATE
 
 EE_FEATURE, OBJECTS_FEATURE = "observation.ee_pose", "observation.object_poses"
 GOAL_FEATURE = "observation.goal"
-COLLECT_EXECUTE = ("first", "best")
+COLLECT_EXECUTE = ("first", "best", "learned")
 """What `reverie collect-dreams` goes on with at each decision: candidate 0 (the plain policy's
-states) or the candidate with the best true future by the ``value`` planner (a good controller's)."""
+states), the candidate with the best true future by the ``value`` planner (a good controller's),
+or the ``value`` planner's choice on a learned world model's dreams (the states the learned
+controller itself reaches, its own mistakes included)."""
 
 
 def check_execute(execute: str) -> None:
@@ -65,6 +67,12 @@ class WorldModelConfig:
     candidates from the same state differ (oracle-dream groups only), and ``rank_holding`` (off by
     default) adds to that loss which candidates end up holding a cube, relative to its other
     terms: a grasp that lands against one that misses is what a choice most often turns on."""
+
+    def network_mismatch(self, other: WorldModelConfig) -> dict[str, tuple[Any, Any]]:
+        """Fields (other than the loss weights) where ``other`` describes a different network:
+        name -> (this value, other's value)."""
+        return {f.name: (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+                if f.name != "loss_weights" and getattr(self, f.name) != getattr(other, f.name)}
 
     def __post_init__(self) -> None:
         for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads", "text_dim",

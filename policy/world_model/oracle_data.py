@@ -1,9 +1,12 @@
 """World-model data from the policy's own candidates, labelled by the simulator.
 
-The policy drives seeded episodes (executing its first candidate, as the plain policy would);
-at every decision all K candidates are replayed in a copy of the simulation, so each state yields
-K trajectories with their true futures: exactly the comparisons a planner has to make, including
-the bad candidates no demonstration shows.
+The policy drives seeded episodes (executing its first candidate, as the plain policy would, the
+best by its true future, or the learned controller's choice); at every decision all K candidates
+are replayed in a copy of the simulation, so each state yields K trajectories with their true
+futures: exactly the comparisons a planner has to make, including the bad candidates no
+demonstration shows. Going on with the learned controller's choice labels the states its own
+mistakes lead to, which neither other way reaches (DAgger's remedy for a learner that drifts
+off the states it was trained on).
 
 File: ``dreams.safetensors`` (tensors as in ``DreamTensors``, positions absolute; for instructed
 tasks an ``instruction`` index per row) plus ``dreams.json`` (task, robot, features, counts, and
@@ -24,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from policy.controller import Controller, ControllerConfig, Decision, dream_inputs
 from policy.diffusion.policy import DiffusionPolicy, obs_vectors
 from policy.diffusion.text import TextTable
-from policy.dreamers import OracleDreamer
+from policy.dreamers import LearnedDreamer, OracleDreamer
 from policy.planners.base import Choice, PlanQuery
 from policy.world_model.config import DEFAULT_OBS_FEATURES, check_execute
 from sim import keys
@@ -49,8 +52,11 @@ class FirstCandidate:
 
 
 class _Recorder:
-    def __init__(self, obs_dims: dict[str, int], policy: DiffusionPolicy, label: str) -> None:
+    def __init__(self, obs_dims: dict[str, int], policy: DiffusionPolicy, label: str,
+                 from_audit: bool = False) -> None:
         self.obs_dims, self.policy, self.label = obs_dims, policy, label
+        self.from_audit = from_audit
+        """Take the true futures from each decision's audit (the dreamer is a learned one)."""
         self.rows: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "action", "ee_pos", "object_pos",
                                                                    "progress", "success", "group")}
         self.groups = 0
@@ -64,14 +70,20 @@ class _Recorder:
         for d in decisions:
             if not d.active:  # the episode had ended: nothing was replayed
                 continue
+            true = d.dreams
+            if self.from_audit:
+                if d.audit is None:
+                    raise ValueError("execute=learned records the auditing oracle's futures, but a "
+                                     "decision came without an audit")
+                true = d.audit["true"]
             window = obs_vectors(d.observations, self.obs_dims, self.label)
             window = np.concatenate([np.repeat(window[:1], pc.n_obs_steps - len(window), 0), window])
-            futures = dream_inputs(d.candidates, pc.n_obs_steps, d.dreams["progress"].shape[1])
+            futures = dream_inputs(d.candidates, pc.n_obs_steps, true["progress"].shape[1])
             k = len(futures)
             self.rows["obs"].append(np.repeat(window[None], k, 0))
             self.rows["action"].append(futures)
             for key in ("ee_pos", "object_pos", "progress", "success"):
-                self.rows[key].append(d.dreams[key])
+                self.rows[key].append(true[key])
             self.rows["group"].append(np.full(k, self.waves * 10_000 + d.row))
             if (text := d.observations[-1].get(keys.INSTRUCTION)) is not None:
                 (i,) = self.instructions.ids([str(text)])
@@ -87,20 +99,35 @@ class _Recorder:
 
 def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: int, seed: int, k: int = 16,
                           batch: int = 25, progress: bool = True, displace: Displacement | None = None,
-                          execute: str = "first") -> dict[str, Any]:
+                          execute: str = "first", world_model: str | Path | None = None) -> dict[str, Any]:
     """Run ``episodes`` policy episodes from ``seed``, recording every decision's K true futures;
     ``displace`` moves the cube mid-episode, so the futures include plans gone stale. ``execute``:
-    go on with candidate 0 (``first``, the plain policy) or the best by the ``value`` planner on
-    the true futures (``best``, the states a well-choosing controller reaches)."""
+    go on with candidate 0 (``first``, the plain policy), the best by the ``value`` planner on
+    the true futures (``best``, the states a well-choosing controller reaches) or the ``value``
+    planner's choice on the dreams of the world model at ``world_model`` (``learned``, the states
+    the learned controller reaches; the simulator then replays every candidate as an audit)."""
     from policy.evaluation import evaluate
     from policy.planners.registry import make_planner
 
     out = Path(out)
     obs_dims = {f: w for f, w in policy.shapes.obs_dims.items() if f in DEFAULT_OBS_FEATURES}
-    recorder = _Recorder(obs_dims, policy, f"{policy.shapes.task}/{policy.shapes.robot}")
     check_execute(execute)
-    chooser = FirstCandidate() if execute == "first" else make_planner("value")
-    controller = Controller(policy, OracleDreamer(policy.cfg.horizon), chooser, ControllerConfig(k=k))
+    if (execute == "learned") != (world_model is not None):
+        raise ValueError("execute=learned goes on with a learned world model's choice: pass it "
+                         "world_model=RUN (and only then)")
+    recorder = _Recorder(obs_dims, policy, f"{policy.shapes.task}/{policy.shapes.robot}",
+                         from_audit=world_model is not None)
+    oracle = OracleDreamer(policy.cfg.horizon)
+    if world_model is not None:
+        from policy.checkpoint import load_world_model
+
+        wm = load_world_model(world_model, policy.shapes.task, policy.shapes.robot,
+                               policy.obs_norm.centre.device)
+        controller = Controller(policy, LearnedDreamer(wm), make_planner("value"), ControllerConfig(k=k),
+                                audit=oracle)
+    else:
+        chooser = FirstCandidate() if execute == "first" else make_planner("value")
+        controller = Controller(policy, oracle, chooser, ControllerConfig(k=k))
     result = evaluate(policy, episodes, seed, batch=batch, progress=progress, controller=controller,
                       on_decisions=recorder, displace=displace)
     tensors = recorder.arrays()
@@ -110,7 +137,8 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
             "n_obs_steps": policy.cfg.n_obs_steps, "decisions": recorder.groups,
             "trajectories": int(tensors["action"].shape[0]), "k": k, "episodes": episodes, "seed": seed,
             "policy_success_rate": result["success_rate"], "instructions": recorder.instructions.texts,
-            "displace": dataclasses.asdict(displace) if displace else None, "execute": execute}
+            "displace": dataclasses.asdict(displace) if displace else None, "execute": execute,
+            "world_model": None if world_model is None else str(world_model)}
     (out / META).write_text(json.dumps(meta, indent=2))
     return {"out": str(out), **meta, "seconds": result["seconds"]}
 

@@ -254,6 +254,47 @@ def test_oracle_dreams_can_follow_the_best_candidate(push_run, tmp_path):
         collect(policy, tmp_path / "x", episodes=1, seed=5, k=2, batch=1, progress=False, execute="worst")
 
 
+def test_oracle_dreams_can_follow_the_learned_controller(push_run, push_wm, tmp_path):
+    from policy.checkpoint import load_policy
+    from policy.configs import CollectDreamsConfig
+    from policy.world_model.oracle_data import collect_oracle_dreams as collect
+    from policy.world_model.oracle_data import load_oracle_dreams
+
+    policy = load_policy(push_run)
+    learned = collect(policy, tmp_path / "learned", episodes=1, seed=5, k=4, batch=1, progress=False,
+                      execute="learned", world_model=push_wm)
+    collect(policy, tmp_path / "first", episodes=1, seed=5, k=4, batch=1, progress=False)
+    assert learned["execute"] == "learned" and learned["world_model"] == str(push_wm)
+    _, a = load_oracle_dreams(tmp_path / "learned")
+    _, b = load_oracle_dreams(tmp_path / "first")
+    # the first decision: the same state and candidates, and the recorded futures are the
+    # simulator's (the audit's), not the learned model's dreams
+    for key in ("obs", "action", "ee_pos", "object_pos", "progress", "success"):
+        torch.testing.assert_close(a[key][:4], b[key][:4])
+    assert learned["decisions"] > 1
+    with pytest.raises(ValueError, match="execute=learned needs world_model"):
+        CollectDreamsConfig(execute="learned")
+    with pytest.raises(ValueError, match="world_model is used only with execute=learned"):
+        CollectDreamsConfig(world_model=str(push_wm))
+    with pytest.raises(ValueError, match="pass it world_model=RUN"):
+        collect(policy, tmp_path / "x", episodes=1, seed=5, k=2, batch=1, progress=False, execute="learned")
+
+
+def test_a_world_model_can_be_fine_tuned_from_a_trained_one(push_data, push_wm, tmp_path):
+    start = load_world_model(push_wm)
+    common = dict(data=[str(push_data)], steps=1, batch_size=8, log_every=1, warmup_steps=0,
+                  val_fraction=0.0, progress=False, init=str(push_wm))
+    small = {"horizon": 8, "latent_dim": 16, "d_model": 16, "layers": 1, "heads": 2}
+    train_world_model(WorldModelTrainConfig(out=str(tmp_path / "tuned"), world_model=dict(small), lr=1e-12,
+                                            **common))
+    tuned = load_world_model(tmp_path / "tuned")
+    for (name, a), b in zip(start.state_dict().items(), tuned.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)  # its weights and normalisation
+    with pytest.raises(ValueError, match=r"different network: it has world_model.layers=1 \(asked 2\)"):
+        train_world_model(WorldModelTrainConfig(out=str(tmp_path / "bad"), world_model={**small, "layers": 2},
+                                                **common))
+
+
 def test_a_policy_conditioned_on_the_world_models_latent_saves_and_loads(push_data, push_wm, tmp_path):
     from policy.checkpoint import load_policy
     from policy.configs import TrainConfig
