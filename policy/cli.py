@@ -117,9 +117,9 @@ def cmd_eval(overrides: list[str]) -> None:
         from policy.dreamers import OracleDreamer, make_dreamer
         from policy.planners.registry import make_planner
 
-        wm = load_world_model(c.world_model, policy.shapes.task, policy.shapes.robot, c.device) \
-            if c.world_model else None
-        dreamer = make_dreamer(c.dreamer, wm, wm.cfg.horizon if wm else policy.cfg.horizon)
+        wms = [load_world_model(w, policy.shapes.task, policy.shapes.robot, c.device)
+               for w in ([c.world_model] if c.world_model else []) + list(c.ensemble)]
+        dreamer = make_dreamer(c.dreamer, wms or None, wms[0].cfg.horizon if wms else policy.cfg.horizon)
         audit = OracleDreamer(dreamer.horizon) if c.audit else None
         value = dataclasses.asdict(c.value)
         settings = {**dataclasses.asdict(c.llm), "value": value} if c.planner.startswith("llm") else value
@@ -143,6 +143,8 @@ def cmd_eval(overrides: list[str]) -> None:
     r["checkpoint"] = c.checkpoint
     if c.world_model:
         r["world_model"] = c.world_model
+    if c.ensemble:
+        r["ensemble"] = list(c.ensemble)
     if c.rerun:
         r["rerun"] = {"target": c.rerun, "episodes": c.rerun_episodes}
     _print_json(r, c.out)

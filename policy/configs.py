@@ -336,6 +336,9 @@ class EvalConfig:
     """What dreams the candidates: learned (needs world_model=) or oracle (the simulator)."""
     world_model: str | None = None
     """World-model run for dreamer=learned."""
+    ensemble: list[str] = field(default_factory=list)
+    """More world-model runs of the same task to dream alongside world_model; the controller then
+    chooses by the members' averaged dreams (dreamer=learned only)."""
     k: int = 16
     """Candidates per decision (with a planner)."""
     refine: int = 0
@@ -401,6 +404,11 @@ class EvalConfig:
         if self.planner and self.dreamer == "learned" and not self.world_model:
             raise ValueError("planner with dreamer=learned needs world_model=RUN (a `reverie "
                              "train-world-model` run), or use dreamer=oracle")
+        if isinstance(self.ensemble, str):
+            self.ensemble = [self.ensemble]
+        if self.ensemble and (self.dreamer != "learned" or not self.world_model):
+            raise ValueError("ensemble= adds world models to dreamer=learned's world_model=RUN; pass "
+                             "world_model too (or leave ensemble empty)")
         ControllerConfig(self.k, self.refine, self.refine_candidates, self.refine_strength)
         if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
             raise ValueError("displace_step must be >= 1 and displace_cm > 0")

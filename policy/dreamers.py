@@ -1,6 +1,7 @@
 """Dreamers: ``encode(history) -> latent`` and ``dream(latent, trajectories) -> Dreams``.
 
-``learned`` runs the trained world model. ``oracle`` replays every candidate in a copy of the
+``learned`` runs the trained world model (or several, their dreams averaged: ``EnsembleDreamer``).
+``oracle`` replays every candidate in a copy of the
 MuJoCo simulation from the exact current state: the upper bound of choosing by dreams, available
 in simulation only. Both take the same input and fill the same ``Dreams`` record.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any, Protocol
 
 import mujoco
@@ -91,6 +93,44 @@ class LearnedDreamer:
     def reads(self, instruction: str) -> bool | None:
         shapes = self.model.shapes
         return shapes.reads(instruction) if shapes.uses_instruction else None
+
+
+class EnsembleDreamer:
+    """Several trained world models of one task behind the Dreamer interface: each dreams the
+    same candidates and the dreams are averaged field by field (positions, and the probabilities
+    of holding, touching and success), a deep ensemble whose members' errors partly cancel."""
+
+    name = "learned"
+    exact = False
+
+    def __init__(self, world_models: Sequence) -> None:
+        if len(world_models) < 2:
+            raise ValueError(f"an ensemble needs at least two world models, got {len(world_models)}")
+        horizons = sorted({wm.cfg.horizon for wm in world_models})
+        if len(horizons) > 1:
+            raise ValueError(f"ensembled world models dream different horizons {horizons}; use models "
+                             "trained with one world_model.horizon")
+        self.members = [LearnedDreamer(wm) for wm in world_models]
+        self.horizon = horizons[0]
+
+    def attach(self, envs: list[ReverieEnv]) -> None:
+        del envs
+
+    def encode(self, history: History, active: np.ndarray | None = None) -> list[Any]:
+        return [m.encode(history, active) for m in self.members]
+
+    def dream(self, latent: list[Any], trajs: np.ndarray) -> Dreams:
+        dreams = [m.dream(z, trajs) for m, z in zip(self.members, latent, strict=True)]
+        return Dreams(**{f.name: np.mean([getattr(d, f.name) for d in dreams], axis=0)
+                         for f in fields(Dreams)})
+
+    def grounding(self, latent: list[Any]) -> np.ndarray | None:
+        read = [m.grounding(z) for m, z in zip(self.members, latent, strict=True)]
+        return None if any(g is None for g in read) else np.mean(read, axis=0)
+
+    def reads(self, instruction: str) -> bool | None:
+        read = [m.reads(instruction) for m in self.members]
+        return None if any(r is None for r in read) else all(read)
 
 
 class OracleDreamer:
@@ -175,6 +215,8 @@ DREAMERS: dict[str, Callable[..., Dreamer]] = {"learned": LearnedDreamer, "oracl
 
 
 def make_dreamer(name: str, world_model=None, horizon: int = 16) -> Dreamer:
+    """``world_model``: one trained model, or a list of them (``learned`` then averages their
+    dreams)."""
     if name not in DREAMERS:
         raise ValueError(f"unknown dreamer {name!r}; choose one of {', '.join(DREAMERS)}")
     if name == "learned":
@@ -182,5 +224,7 @@ def make_dreamer(name: str, world_model=None, horizon: int = 16) -> Dreamer:
             raise ValueError("dreamer=learned needs a trained world model: pass world_model=RUN "
                              "(train one with `reverie train-world-model`), or use dreamer=oracle in "
                              "simulation")
+        if isinstance(world_model, list | tuple):
+            return EnsembleDreamer(world_model) if len(world_model) > 1 else LearnedDreamer(world_model[0])
         return LearnedDreamer(world_model)
     return OracleDreamer(horizon)

@@ -179,6 +179,38 @@ def test_every_dreamer_builds(push_tensors):
         make_dreamer("crystal_ball")
 
 
+def test_an_ensemble_dreams_its_members_average(push_tensors):
+    from policy.configs import EvalConfig
+    from policy.dreamers import EnsembleDreamer
+
+    t = push_tensors
+    a = _wm(t).eval()
+    torch.manual_seed(1)
+    b = WorldModel(WorldModelConfig(**TINY_WM), t.shapes, t.obs_low, t.obs_high, t.action_low,
+                   t.action_high).eval()
+    batch = push_tensors.batch(torch.arange(2))
+    ens = make_dreamer("learned", [a, b])
+    assert isinstance(ens, EnsembleDreamer) and ens.name == "learned" and ens.horizon == 8
+    assert isinstance(make_dreamer("learned", [a]), LearnedDreamer)
+    trajs = batch["action"][:, None].repeat(1, 3, 1, 1).numpy()
+    with torch.no_grad():
+        latents = [a.encode(batch["obs"]), b.encode(batch["obs"])]
+    mean = ens.dream(latents, trajs)
+    da, db = (m.dream(z, trajs) for m, z in zip(ens.members, latents, strict=True))
+    assert not np.allclose(da.progress, db.progress)  # two different models
+    for name in ("ee_pos", "object_pos", "holding", "progress", "success"):
+        want = (getattr(da, name) + getattr(db, name)) / 2
+        np.testing.assert_allclose(getattr(mean, name), want, rtol=1e-6)
+    longer = WorldModel(WorldModelConfig(**{**TINY_WM, "horizon": 4}), t.shapes, t.obs_low, t.obs_high,
+                        t.action_low, t.action_high)
+    with pytest.raises(ValueError, match=r"different horizons \[4, 8\]"):
+        EnsembleDreamer([a, longer])
+    with pytest.raises(ValueError, match="at least two world models"):
+        EnsembleDreamer([a])
+    with pytest.raises(ValueError, match="ensemble= adds world models"):
+        EvalConfig(planner="value", dreamer="oracle", ensemble=["runs/x"])
+
+
 def test_oracle_dream_data_trains_the_world_model(push_run, push_data, tmp_path):
     from policy.checkpoint import load_policy
     from policy.world_model.oracle_data import collect_oracle_dreams
