@@ -1,9 +1,9 @@
 """Dreamers: ``encode(history) -> latent`` and ``dream(latent, trajectories) -> Dreams``.
 
 ``learned`` runs the trained world model (or several, their dreams averaged: ``EnsembleDreamer``).
-``oracle`` replays every candidate in a copy of the
-MuJoCo simulation from the exact current state: the upper bound of choosing by dreams, available
-in simulation only. Both take the same input and fill the same ``Dreams`` record.
+``oracle`` replays every candidate in a copy of the MuJoCo simulation from the exact current
+state: the upper bound of choosing by dreams, available in simulation only. Both take the same
+input and fill the same ``Dreams`` record.
 
 ``history`` is the last To observations, oldest first, each a list with one observation dict per
 batch row; ``trajectories`` are (B, K, H, A) absolute joint targets from the current step.
