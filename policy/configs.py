@@ -298,10 +298,7 @@ class CollectDreamsConfig:
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.k < 1 or self.batch < 1:
             raise ValueError("episodes, k and batch must be >= 1")
-        check_execute(self.execute)
-        if (self.execute == "learned") != bool(self.world_model):
-            raise ValueError("execute=learned needs world_model=RUN (a trained world model), and "
-                             "world_model is used only with execute=learned")
+        check_execute(self.execute, self.world_model)
         if self.displace_step is not None and (self.displace_step < 1 or self.displace_cm <= 0):
             raise ValueError("displace_step must be >= 1 and displace_cm > 0")
 

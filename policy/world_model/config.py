@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from policy.diffusion.config import DEFAULT_OBS_FEATURES
@@ -18,10 +19,14 @@ or the ``value`` planner's choice on a learned world model's dreams (the states 
 controller itself reaches, its own mistakes included)."""
 
 
-def check_execute(execute: str) -> None:
-    """Refuses a `collect-dreams` ``execute`` that is not one of ``COLLECT_EXECUTE``."""
+def check_execute(execute: str, world_model: str | Path | None = None) -> None:
+    """Refuses a `collect-dreams` ``execute`` that is not one of ``COLLECT_EXECUTE``, and a
+    ``world_model`` given without ``execute=learned`` or missing with it."""
     if execute not in COLLECT_EXECUTE:
         raise ValueError(f"execute must be one of {', '.join(COLLECT_EXECUTE)}, got {execute!r}")
+    if (execute == "learned") != bool(world_model):
+        raise ValueError("execute=learned needs world_model=RUN (a trained world model), and "
+                         "world_model is used only with execute=learned")
 
 
 @dataclass

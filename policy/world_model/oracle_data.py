@@ -111,10 +111,7 @@ def collect_oracle_dreams(policy: DiffusionPolicy, out: str | Path, episodes: in
 
     out = Path(out)
     obs_dims = {f: w for f, w in policy.shapes.obs_dims.items() if f in DEFAULT_OBS_FEATURES}
-    check_execute(execute)
-    if (execute == "learned") != (world_model is not None):
-        raise ValueError("execute=learned goes on with a learned world model's choice: pass it "
-                         "world_model=RUN (and only then)")
+    check_execute(execute, world_model)
     recorder = _Recorder(obs_dims, policy, f"{policy.shapes.task}/{policy.shapes.robot}",
                          from_audit=world_model is not None)
     oracle = OracleDreamer(policy.cfg.horizon)

@@ -308,7 +308,7 @@ def test_oracle_dreams_can_follow_the_learned_controller(push_run, push_wm, tmp_
         CollectDreamsConfig(execute="learned")
     with pytest.raises(ValueError, match="world_model is used only with execute=learned"):
         CollectDreamsConfig(world_model=str(push_wm))
-    with pytest.raises(ValueError, match="pass it world_model=RUN"):
+    with pytest.raises(ValueError, match="execute=learned needs world_model"):
         collect(policy, tmp_path / "x", episodes=1, seed=5, k=2, batch=1, progress=False, execute="learned")
 
 
