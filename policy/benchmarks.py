@@ -88,13 +88,13 @@ def load_for_bench(ckpt: str | None, task: str, robot: str, preset: str, device:
     return untrained_policy(task, robot, preset).to(device)
 
 
-def bench_cycle(policy: DiffusionPolicy, world_model, ks: list[int], steps: int | None = None,
+def bench_cycle(policy: DiffusionPolicy, dreamer, ks: list[int], steps: int | None = None,
                 refine: int = 0, repeats: int = 30) -> dict[str, Any]:
     """p50/p95 ms of one whole control cycle for one robot: observation -> K candidates -> dreams ->
     value scores -> chosen chunk (optionally refined), against the time the robot spends executing
-    the previous chunk (Ta control steps): the cycle must fit inside it so the robot never waits."""
+    the previous chunk (Ta control steps): the cycle must fit inside it so the robot never waits.
+    ``dreamer``: a learned one (a world model) or ``physics`` (one that reads observations only)."""
     from policy.controller import Controller, ControllerConfig
-    from policy.dreamers import LearnedDreamer
     from policy.planners.registry import make_planner
 
     env = gym.make(env_id(policy.shapes.task, policy.shapes.robot))
@@ -103,7 +103,7 @@ def bench_cycle(policy: DiffusionPolicy, world_model, ks: list[int], steps: int 
     env.close()
     results = []
     for k in ks:
-        ctrl = Controller(policy, LearnedDreamer(world_model), make_planner("value"),
+        ctrl = Controller(policy, dreamer, make_planner("value"),
                           ControllerConfig(k=k, refine=refine, steps=steps))
         times, parts = [], []
         for i in range(repeats + 3):
@@ -119,7 +119,7 @@ def bench_cycle(policy: DiffusionPolicy, world_model, ks: list[int], steps: int 
                         "parts_p50_ms": {p: statistics.median(t[p] for t in parts) for p in parts[0]},
                         "fits_in_chunk": times[round(0.95 * (len(times) - 1))] < budget_ms})
     return {"task": policy.shapes.task, "robot": policy.shapes.robot,
-            "steps": steps or policy.cfg.num_inference_steps, "refine": refine,
+            "steps": steps or policy.cfg.num_inference_steps, "refine": refine, "dreamer": dreamer.name,
             "chunk_execution_ms": budget_ms, "threads": torch.get_num_threads(),
             "device": str(policy.obs_norm.centre.device), "results": results, "machine": machine()}
 

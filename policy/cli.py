@@ -119,7 +119,8 @@ def cmd_eval(overrides: list[str]) -> None:
 
         wms = [load_world_model(w, policy.shapes.task, policy.shapes.robot, c.device)
                for w in ([c.world_model] if c.world_model else []) + list(c.ensemble)]
-        dreamer = make_dreamer(c.dreamer, wms or None, wms[0].cfg.horizon if wms else policy.cfg.horizon)
+        dreamer = make_dreamer(c.dreamer, wms or None, wms[0].cfg.horizon if wms else policy.cfg.horizon,
+                               task=policy.shapes.task, robot=policy.shapes.robot, physics=c.physics)
         audit = OracleDreamer(dreamer.horizon) if c.audit else None
         value = dataclasses.asdict(c.value)
         settings = {**dataclasses.asdict(c.llm), "value": value} if c.planner.startswith("llm") else value
@@ -145,6 +146,8 @@ def cmd_eval(overrides: list[str]) -> None:
         r["world_model"] = c.world_model
     if c.ensemble:
         r["ensemble"] = list(c.ensemble)
+    if c.planner and c.dreamer == "physics":
+        r["physics"] = dataclasses.asdict(c.physics)
     if c.rerun:
         r["rerun"] = {"target": c.rerun, "episodes": c.rerun_episodes}
     _print_json(r, c.out)
@@ -252,13 +255,17 @@ def cmd_bench(overrides: list[str]) -> None:
 
         from policy.benchmarks import bench_cycle
         from policy.checkpoint import load_policy, load_world_model
+        from policy.dreamers import make_dreamer
 
         if c.threads:
             torch.set_num_threads(c.threads)
         policy = load_policy(c.checkpoint, device=c.device)
-        wm = load_world_model(c.world_model, policy.shapes.task, policy.shapes.robot, c.device)
-        r = bench_cycle(policy, wm, c.k, c.steps, c.refine, c.repeats)
-        r.update(checkpoint=c.checkpoint, world_model=c.world_model)
+        task, robot = policy.shapes.task, policy.shapes.robot
+        wm = load_world_model(c.world_model, task, robot, c.device) if c.dreamer == "learned" else None
+        horizon = wm.cfg.horizon if wm else policy.cfg.horizon
+        dreamer = make_dreamer(c.dreamer, wm, horizon, task=task, robot=robot)
+        r = bench_cycle(policy, dreamer, c.k, c.steps, c.refine, c.repeats)
+        r.update(checkpoint=c.checkpoint, world_model=c.world_model if wm else None)
     else:
         import torch
 

@@ -9,6 +9,7 @@ from hydra.core.config_store import ConfigStore
 
 from policy.deploy.config import NodeConfig
 from policy.diffusion.config import DiffusionConfig
+from policy.physics_dreamer import PhysicsDreamerConfig
 from policy.planners.llm.config import LLMConfig
 from policy.planners.value import ValuePlannerConfig
 from policy.world_model.config import WorldModelConfig, check_execute
@@ -330,12 +331,15 @@ class EvalConfig:
     planner: str | None = None
     """Choose among K dreamed candidates with this planner (value); none runs the plain policy."""
     dreamer: str = "learned"
-    """What dreams the candidates: learned (needs world_model=) or oracle (the simulator)."""
+    """What dreams the candidates: learned (needs world_model=), oracle (a copy of the simulation)
+    or physics (MuJoCo set from the observation alone; Push and PickPlace)."""
     world_model: str | None = None
     """World-model run for dreamer=learned."""
     ensemble: list[str] = field(default_factory=list)
     """More world-model runs of the same task to dream alongside world_model; the controller then
     chooses by the members' averaged dreams (dreamer=learned only)."""
+    physics: PhysicsDreamerConfig = field(default_factory=PhysicsDreamerConfig)
+    """dreamer=physics's deliberate model errors (physics.friction=0.7 physics.pose_noise_mm=5 ...)."""
     k: int = 16
     """Candidates per decision (with a planner)."""
     refine: int = 0
@@ -398,6 +402,9 @@ class EvalConfig:
             raise ValueError(f"unknown planner {self.planner!r}; choose one of {', '.join(PLANNERS)}")
         if self.dreamer not in DREAMERS:
             raise ValueError(f"unknown dreamer {self.dreamer!r}; choose one of {', '.join(DREAMERS)}")
+        if self.dreamer == "physics" and (self.world_model or self.ensemble):
+            raise ValueError("dreamer=physics dreams with its own simulator; drop world_model= and ensemble= "
+                             "(or use dreamer=learned)")
         if self.planner and self.dreamer == "learned" and not self.world_model:
             raise ValueError("planner with dreamer=learned needs world_model=RUN (a `reverie "
                              "train-world-model` run), or use dreamer=oracle")
@@ -463,7 +470,10 @@ class BenchCycleConfig:
     checkpoint: str = "runs/push"
     """Policy run."""
     world_model: str = "runs/push_wm"
-    """World-model run of the same task and robot."""
+    """World-model run of the same task and robot (dreamer=learned)."""
+    dreamer: str = "learned"
+    """learned (the world model) or physics (MuJoCo set from the observation; Push and PickPlace).
+    The oracle copies a running simulation and has no place in a robot's cycle."""
     k: Any = field(default_factory=lambda: [1, 4, 16])
     """Candidate counts K: one number or a list."""
     steps: int | None = None
@@ -483,6 +493,9 @@ class BenchCycleConfig:
         self.k = [int(v) for v in (self.k if isinstance(self.k, list | tuple) else [self.k])]
         if not self.k or min(self.k) < 1 or self.repeats < 1 or (self.steps is not None and self.steps < 1):
             raise ValueError("k, steps and repeats must be >= 1")
+        if self.dreamer not in ("learned", "physics"):
+            raise ValueError(f"bench cycle times dreamer=learned or physics, got {self.dreamer!r} (the "
+                             "oracle needs a running simulation to copy)")
 
 
 @dataclass

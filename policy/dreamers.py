@@ -2,8 +2,9 @@
 
 ``learned`` runs the trained world model (or several, their dreams averaged: ``EnsembleDreamer``).
 ``oracle`` replays every candidate in a copy of the MuJoCo simulation from the exact current
-state: the upper bound of choosing by dreams, available in simulation only. Both take the same
-input and fill the same ``Dreams`` record.
+state: the upper bound of choosing by dreams, available in simulation only. ``physics``
+(``policy/physics_dreamer.py``) replays them in a MuJoCo model set from the observation alone.
+All take the same input and fill the same ``Dreams`` record.
 
 ``history`` is the last To observations, oldest first, each a list with one observation dict per
 batch row; ``trajectories`` are (B, K, H, A) absolute joint targets from the current step.
@@ -22,6 +23,7 @@ import torch
 
 from policy.diffusion.policy import Observation, obs_vectors
 from policy.dreams import Dreams, holding_label, touching_label
+from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig
 from sim import keys
 from sim.env import ReverieEnv
 
@@ -210,13 +212,16 @@ class OracleDreamer:
                       progress=out["progress"], success=out["success"])
 
 
-DREAMERS: dict[str, Callable[..., Dreamer]] = {"learned": LearnedDreamer, "oracle": OracleDreamer}
-"""Dreamer name -> constructor (``learned`` takes a world model; ``oracle`` a horizon)."""
+DREAMERS: dict[str, Callable[..., Dreamer]] = {"learned": LearnedDreamer, "oracle": OracleDreamer,
+                                               "physics": PhysicsDreamer}
+"""Dreamer name -> constructor (``learned`` takes a world model; ``oracle`` a horizon; ``physics``
+the task and robot, a horizon and its mismatch settings)."""
 
 
-def make_dreamer(name: str, world_model=None, horizon: int = 16) -> Dreamer:
+def make_dreamer(name: str, world_model=None, horizon: int = 16, *, task: str | None = None,
+                 robot: str | None = None, physics: PhysicsDreamerConfig | None = None) -> Dreamer:
     """``world_model``: one trained model, or a list of them (``learned`` then averages their
-    dreams)."""
+    dreams). ``task``, ``robot`` and ``physics``: what ``physics`` builds its simulator of."""
     if name not in DREAMERS:
         raise ValueError(f"unknown dreamer {name!r}; choose one of {', '.join(DREAMERS)}")
     if name == "learned":
@@ -227,4 +232,8 @@ def make_dreamer(name: str, world_model=None, horizon: int = 16) -> Dreamer:
         if isinstance(world_model, list | tuple):
             return EnsembleDreamer(world_model) if len(world_model) > 1 else LearnedDreamer(world_model[0])
         return LearnedDreamer(world_model)
+    if name == "physics":
+        if task is None or robot is None:
+            raise ValueError("dreamer=physics builds its simulator from the task and robot; pass both")
+        return PhysicsDreamer(task, robot, horizon, cfg=physics)
     return OracleDreamer(horizon)

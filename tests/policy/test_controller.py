@@ -208,6 +208,11 @@ def test_bench_cycle_times_whole_cycles_against_the_chunk(push_run, push_wm, tmp
     r = json.loads(out.read_text())
     assert [x["k"] for x in r["results"]] == [1, 3] and r["chunk_execution_ms"] == pytest.approx(400)
     assert all(0 < x["p50_ms"] <= x["p95_ms"] and x["parts_p50_ms"]["dream"] > 0 for x in r["results"])
+    assert main(["bench", "cycle", f"checkpoint={push_run}", "dreamer=physics", "k=[2]", "repeats=2",
+                 f"out={out}"]) == 0
+    r = json.loads(out.read_text())
+    assert r["dreamer"] == "physics" and r["world_model"] is None
+    assert r["results"][0]["parts_p50_ms"]["dream"] > 0
 
 
 def test_learned_controller_drives_episodes(policy, push_wm):

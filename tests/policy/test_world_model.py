@@ -171,7 +171,7 @@ def test_the_planners_progress_on_the_simulators_futures_is_the_simulators(task)
 
 def test_every_dreamer_builds(push_tensors):
     for name in DREAMERS:
-        d = make_dreamer(name, world_model=_wm(push_tensors), horizon=8)
+        d = make_dreamer(name, world_model=_wm(push_tensors), horizon=8, task="push", robot="panda")
         assert d.name == name and d.horizon == 8
     with pytest.raises(ValueError, match="needs a trained world model"):
         make_dreamer("learned")

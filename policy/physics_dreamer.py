@@ -1,0 +1,198 @@
+"""The ``physics`` dreamer: MuJoCo rebuilt from the observation alone, then every candidate replayed.
+
+The ``oracle`` copies the running simulation's full state, which only a simulation has. This
+dreamer knows the scene's geometry (the task's MJCF: robot, table, cube size) and nothing of the
+state beyond what an observation says: the arm's joint positions and velocities, the gripper's
+opening and each cube's pose. It sets its own MuJoCo model to that, with each cube's velocity
+estimated from the last two observations, and steps every candidate through it:
+
+```
+state(obs) = arm q, arm dq, gripper opening, cube poses, cube velocity ~ (p_t - p_{t-1}) / control_dt
+dream_k    = MuJoCo(state(obs) + perception noise, model with mismatched friction and mass)(candidate_k)
+```
+So it is what a robot with a known scene and a pose estimate of each cube could run. The
+mismatch settings (``PhysicsDreamerConfig``) make its model and its reading of the cubes wrong on
+purpose, to measure how much the choice depends on a faithful simulator.
+
+Its progress and success are left to the planner, which computes them from the dreamed positions
+by the task's own definition (``policy/planners/objective.py``); so it dreams only the tasks whose
+cube and target are fixed (Push, PickPlace). Sort needs an instruction's grounding, which only a
+world model (or the simulator's own task state) supplies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from policy.dreams import Dreams, holding_label, touching_label
+from policy.planners.objective import FIXED_PAIR
+from sim import keys
+from sim.env import ReverieEnv
+
+History = Sequence[list[dict[str, Any]]]
+"""The last observations, oldest first, one dict per batch row (as ``policy.dreamers.History``)."""
+
+
+@dataclass
+class PhysicsDreamerConfig:
+    """How wrong the physics dreamer's simulator is on purpose (all off: a faithful model)."""
+
+    friction: float = 1.0
+    """Scale of the cubes' sliding friction in the dreamer's model (the real table is unknown)."""
+    mass: float = 1.0
+    """Scale of the cubes' mass and inertia in the dreamer's model."""
+    pose_noise_mm: float = 0.0
+    """Standard deviation (mm) of the error added to each cube's observed x and y at each
+    decision, as a pose estimator would make it."""
+    yaw_noise_deg: float = 0.0
+    """Standard deviation (degrees) of the error added to each cube's observed yaw."""
+    seed: int = 0
+    """Seed of the perception noise."""
+
+    def __post_init__(self) -> None:
+        for name in ("friction", "mass"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"physics.{name} scales the cubes' {name}; it must be > 0, got "
+                                 f"{getattr(self, name)}")
+        for name in ("pose_noise_mm", "yaw_noise_deg"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"physics.{name} is a standard deviation; it must be >= 0, got "
+                                 f"{getattr(self, name)}")
+
+
+@dataclass
+class _Reading:
+    """One row's state as observed: what the dreamer rebuilds its simulation from."""
+
+    joints: np.ndarray
+    joint_vel: np.ndarray
+    gripper: float
+    cubes: np.ndarray
+    """(n, 7) position and quaternion (w, x, y, z), noise included."""
+    cube_vel: np.ndarray
+    """(n, 3) linear velocity estimated from the last two observations."""
+
+
+class PhysicsDreamer:
+    """Replays candidates in a MuJoCo model of the task set from each observation (see the module
+    docstring). ``task`` and ``robot`` are registry names; the scene is built from them."""
+
+    name = "physics"
+    exact = False
+
+    def __init__(self, task: str, robot: str, horizon: int = 16, control_dt: float = 0.1,
+                 cfg: PhysicsDreamerConfig | None = None) -> None:
+        if task not in FIXED_PAIR:
+            raise ValueError(f"dreamer=physics scores dreams by a fixed cube and target, which task "
+                             f"{task!r} has not (it dreams {', '.join(FIXED_PAIR)}); use dreamer=learned "
+                             "with a world model, or dreamer=oracle in simulation")
+        self.horizon, self.cfg = horizon, cfg or PhysicsDreamerConfig()
+        self.env = ReverieEnv(task, robot, control_dt=control_dt, max_episode_steps=10**9)
+        self._rng = np.random.default_rng(self.cfg.seed)
+        model, scene = self.env.scene.model, self.env.scene
+        self._cube_bodies = [model.body(c).id for c in self.env.task.cubes]
+        for b in self._cube_bodies:
+            model.body_mass[b] *= self.cfg.mass
+            model.body_inertia[b] *= self.cfg.mass
+            geoms = np.flatnonzero(model.geom_bodyid == b)
+            model.geom_friction[geoms, 0] *= self.cfg.friction
+        self._lo, self._hi = scene.robot.action_lower, scene.robot.action_upper
+
+    def attach(self, envs: list[ReverieEnv]) -> None:
+        """Checks that the controlled scene is the one it models; it never reads their state."""
+        for env in envs:
+            mine = (self.env.task.name, self.env.robot.name, self.env.control_dt)
+            theirs = (env.task.name, env.robot.name, env.control_dt)
+            if theirs != mine:
+                raise ValueError(f"the physics dreamer models task, robot, control_dt = {mine}, but "
+                                 f"controls {theirs}; build it for the controlled scene")
+
+    def grounding(self, latent) -> None:
+        del latent
+
+    def reads(self, instruction: str) -> None:
+        del instruction
+
+    def encode(self, history: History, active: np.ndarray | None = None) -> list[_Reading | None]:
+        if not history:
+            raise ValueError("the physics dreamer needs at least one observation")
+        now, before = history[-1], history[-2] if len(history) > 1 else history[-1]
+        dt = self.env.control_dt
+        out: list[_Reading | None] = []
+        for i, (obs, prev) in enumerate(zip(now, before, strict=True)):
+            if active is not None and not active[i]:
+                out.append(None)
+                continue
+            missing = [k for k in (keys.JOINT_POS, keys.JOINT_VEL, keys.GRIPPER, keys.OBJECT_POSES)
+                       if k not in obs]
+            if missing:
+                raise ValueError(f"the physics dreamer rebuilds the scene from {', '.join(missing)}, "
+                                 f"which observation row {i} lacks")
+            cubes = np.array(obs[keys.OBJECT_POSES], dtype=float).reshape(-1, 7)
+            if len(cubes) != len(self._cube_bodies):
+                raise ValueError(f"observation row {i} has {len(cubes)} cube poses; the "
+                                 f"{self.env.task.name!r} scene has {len(self._cube_bodies)}")
+            before_xyz = np.array(prev[keys.OBJECT_POSES], dtype=float).reshape(-1, 7)[:, :3]
+            velocity = (cubes[:, :3] - before_xyz) / dt
+            out.append(_Reading(np.array(obs[keys.JOINT_POS], dtype=float),
+                                np.array(obs[keys.JOINT_VEL], dtype=float),
+                                float(np.asarray(obs[keys.GRIPPER]).reshape(-1)[0]),
+                                self._perceive(cubes), velocity))
+        return out
+
+    def _perceive(self, cubes: np.ndarray) -> np.ndarray:
+        """Cube poses with the configured estimation error (unit quaternions)."""
+        c = self.cfg
+        out = cubes.copy()
+        out[:, 3:] /= np.linalg.norm(out[:, 3:], axis=1, keepdims=True)
+        if c.pose_noise_mm:
+            out[:, :2] += self._rng.normal(0.0, c.pose_noise_mm / 1000, (len(out), 2))
+        if c.yaw_noise_deg:
+            for q, yaw in zip(out[:, 3:], np.radians(self._rng.normal(0.0, c.yaw_noise_deg, len(out))),
+                              strict=True):
+                turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
+                mujoco.mju_mulQuat(q, turn, q.copy())
+        return out
+
+    def _rebuild(self, r: _Reading) -> None:
+        scene = self.env.scene
+        m, d = scene.model, scene.data
+        mujoco.mj_resetData(m, d)
+        scene.set_robot(r.joints, r.gripper)
+        d.qvel[scene.arm_qvel] = r.joint_vel
+        for name, pose, vel in zip(self.env.task.cubes, r.cubes, r.cube_vel, strict=True):
+            scene.set_object_pose(name, pose)
+            dof = m.joint(f"{name}_joint").dofadr[0]
+            d.qvel[dof:dof + 3] = vel
+        mujoco.mj_forward(m, d)
+
+    def dream(self, latent: list[_Reading | None], trajs: np.ndarray) -> Dreams:
+        b, k, h, _ = trajs.shape
+        if len(latent) != b:
+            raise ValueError(f"{len(latent)} observed states for {b} batches of trajectories")
+        scene = self.env.scene
+        m, d = scene.model, scene.data
+        n = len(self._cube_bodies)
+        ee, objects = np.zeros((b, k, h, 3)), np.zeros((b, k, h, n, 3))
+        for i, reading in enumerate(latent):
+            if reading is None:
+                continue
+            for j in range(k):
+                self._rebuild(reading)
+                for t in range(h):
+                    d.ctrl[scene.actuators] = np.clip(trajs[i, j, t], self._lo, self._hi)
+                    mujoco.mj_step(m, d, nstep=self.env.n_substeps)
+                    ee[i, j, t] = d.site_xpos[scene.ee_site]
+                    objects[i, j, t] = d.xpos[self._cube_bodies]
+        if not (np.isfinite(ee).all() and np.isfinite(objects).all()):
+            raise RuntimeError("the physics dreamer's simulation diverged from an observed state; "
+                               "check the observation (joint positions, cube poses) for nonsense")
+        zeros = np.zeros((b, k, h))
+        held = holding_label(objects, self.env.task.ws.cube_half)
+        return Dreams(ee_pos=ee, object_pos=objects, holding=held, touching=touching_label(ee, objects),
+                      progress=zeros, success=zeros.copy())

@@ -1,0 +1,93 @@
+"""The physics dreamer: MuJoCo set from the observation alone reproduces the simulation's future,
+its deliberate errors change that future, and it refuses what it cannot model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policy.configs import EvalConfig
+from policy.dreamers import OracleDreamer, make_dreamer
+from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig
+from sim import keys
+from sim.env import ReverieEnv
+from sim.experts import EXPERTS
+
+
+def _mid_episode(task: str, steps: int, seed: int = 4):
+    """An environment an expert has driven for ``steps`` (the arm moving, perhaps at the cube),
+    with its last two observations."""
+    env = ReverieEnv(task, "panda")
+    obs, _ = env.reset(seed=seed)
+    expert = EXPERTS[task](env.robot, env.task.ws)
+    expert.reset(obs, np.random.default_rng(seed))
+    history = [obs]
+    for _ in range(steps):
+        obs, *_ = env.step(expert.act(obs))
+        history.append(obs)
+    return env, history[-2:]
+
+
+def _candidates(obs, k: int, h: int, seed: int = 0) -> np.ndarray:
+    """(1, k, h, A) smooth joint-target paths from where the arm is."""
+    rng = np.random.default_rng(seed)
+    start = np.append(obs[keys.JOINT_POS], obs[keys.GRIPPER])
+    drift = rng.normal(0.0, 0.01, (k, 1, start.size)) * np.arange(1, h + 1)[None, :, None]
+    drift[..., -1] = 0.0
+    return (start + drift)[None]
+
+
+@pytest.mark.parametrize(("task", "steps"), [("push", 30), ("pick_place", 40)])
+def test_rebuilt_from_the_observation_it_dreams_what_the_simulator_does(task, steps):
+    env, history = _mid_episode(task, steps)
+    trajs = _candidates(history[-1], k=3, h=8)
+    oracle = OracleDreamer(8)
+    oracle.attach([env])
+    truth = oracle.dream(oracle.encode([[o] for o in history]), trajs)
+    physics = PhysicsDreamer(task, "panda", horizon=8)
+    physics.attach([env])
+    dreams = physics.dream(physics.encode([[o] for o in history]), trajs)
+    moved = np.linalg.norm(truth.object_pos[0, :, -1, 0] - history[-1][keys.OBJECT_POSES][0, :3], axis=-1)
+    assert moved.max() > 0.02  # pushed or carried: the test is about contact, not a cube at rest
+    # the tool follows the same targets from the same joints; the cube from its observed pose
+    assert np.abs(dreams.ee_pos - truth.ee_pos).max() < 2e-3
+    assert np.abs(dreams.object_pos - truth.object_pos).max() < 5e-3
+    np.testing.assert_array_equal(dreams.holding, truth.holding)
+    assert not dreams.progress.any()  # left to the planner's objective: the dreamer is not exact
+    assert physics.exact is False
+
+
+def test_its_deliberate_errors_move_the_dreamed_cube():
+    env, history = _mid_episode("push", 2)  # the cube at rest, far from the tool
+    trajs = _candidates(history[-1], k=2, h=4)
+    seen = [[o] for o in history]
+    faithful = PhysicsDreamer("push", "panda", horizon=4)
+    noisy = PhysicsDreamer("push", "panda", horizon=4, cfg=PhysicsDreamerConfig(pose_noise_mm=10, seed=1))
+    a = faithful.dream(faithful.encode(seen), trajs).object_pos[0, 0, -1, 0]
+    b = noisy.dream(noisy.encode(seen), trajs).object_pos[0, 0, -1, 0]
+    cube = history[-1][keys.OBJECT_POSES][0, :3]
+    assert np.linalg.norm(a[:2] - cube[:2]) < 1e-3
+    assert 1e-3 < np.linalg.norm(b[:2] - a[:2]) < 0.05
+    slippery = PhysicsDreamer("push", "panda", cfg=PhysicsDreamerConfig(friction=0.5, mass=2.0))
+    body = slippery.env.scene.model.body(slippery.env.task.cubes[0]).id
+    assert slippery.env.scene.model.body_mass[body] == pytest.approx(2 * env.scene.model.body_mass[body])
+
+
+def test_it_refuses_what_it_cannot_model():
+    with pytest.raises(ValueError, match="fixed cube and target"):
+        PhysicsDreamer("sort", "panda")
+    with pytest.raises(ValueError, match="must be > 0"):
+        PhysicsDreamerConfig(friction=0)
+    with pytest.raises(ValueError, match="standard deviation"):
+        PhysicsDreamerConfig(pose_noise_mm=-1)
+    physics = PhysicsDreamer("push", "panda")
+    with pytest.raises(ValueError, match="controls"):
+        physics.attach([ReverieEnv("pick_place", "panda")])
+    _, history = _mid_episode("push", 1)
+    blind = {k: v for k, v in history[-1].items() if k != keys.OBJECT_POSES}
+    with pytest.raises(ValueError, match="rebuilds the scene from"):
+        physics.encode([[blind]])
+    with pytest.raises(ValueError, match="pass both"):
+        make_dreamer("physics")
+    with pytest.raises(ValueError, match="drop world_model"):
+        EvalConfig(planner="value", dreamer="physics", world_model="runs/x")
