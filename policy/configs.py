@@ -647,6 +647,9 @@ class DeployConfig:
     planner: str | None = None
     """Run the sample -> dream -> choose controller with this planner (needs world_model=)."""
     world_model: str | None = None
+    dreamer: str = "learned"
+    """learned (world_model=) or physics (MuJoCo set from each observation, which must then carry
+    the cube poses; Push and PickPlace)."""
     k: int = 8
     """Candidates per decision (with a planner)."""
     inpaint_guidance: float | None = None
@@ -769,6 +772,8 @@ class ServeConfig:
     planner: str | None = None
     """Serve the sample -> dream -> choose controller with this planner (needs world_model=)."""
     world_model: str | None = None
+    dreamer: str = "learned"
+    """learned (world_model=) or physics (MuJoCo set from each observation; Push and PickPlace)."""
     k: int = 8
     join_samples: int = 1
     """Chunks drawn per request behind the committed steps (one batch); the one that continues

@@ -35,10 +35,11 @@ class LoadedSource:
 
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
                 device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8,
-                guidance: float | None = None, join_samples: int = 1):
+                guidance: float | None = None, join_samples: int = 1, dreamer: str = "learned"):
     """The source (``LoadedSource``) from a checkpoint (with ``planner``: the
-    sample -> dream -> choose controller over ``world_model``; else ``join_samples`` chunks per
-    request, the smoothest join kept) or a running server."""
+    sample -> dream -> choose controller, dreaming with ``world_model`` or, with
+    ``dreamer=physics``, a MuJoCo model of the task set from each observation; else
+    ``join_samples`` chunks per request, the smoothest join kept) or a running server."""
     if server:
         from policy.deploy.server import RemoteSource
 
@@ -55,15 +56,21 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
         from policy.checkpoint import load_world_model
         from policy.controller import Controller, ControllerConfig
         from policy.deploy.source import ControllerSource
-        from policy.dreamers import LearnedDreamer
+        from policy.dreamers import make_dreamer
         from policy.planners.registry import make_planner
 
-        if not world_model:
-            raise ValueError("planner= needs world_model=RUN (the learned dreamer; the simulator oracle "
-                             "cannot run on a robot)")
-        wm = load_world_model(world_model, policy.shapes.task, policy.shapes.robot, device)
-        src = ControllerSource(Controller(policy, LearnedDreamer(wm), make_planner(planner),
-                                          ControllerConfig(k=k)), steps, **kw)
+        task, robot = policy.shapes.task, policy.shapes.robot
+        if dreamer not in ("learned", "physics"):
+            raise ValueError(f"the node dreams with dreamer=learned or physics, got {dreamer!r} (the "
+                             "simulator oracle cannot run on a robot)")
+        if (dreamer == "learned") != bool(world_model):
+            raise ValueError("planner= needs world_model=RUN with dreamer=learned (the default), and no "
+                             "world_model with dreamer=physics")
+        wm = load_world_model(world_model, task, robot, device) if world_model else None
+        horizon = wm.cfg.horizon if wm else policy.cfg.horizon
+        chosen = make_dreamer(dreamer, wm, horizon, task=task, robot=robot)
+        src = ControllerSource(Controller(policy, chosen, make_planner(planner), ControllerConfig(k=k)),
+                               steps, **kw)
     else:
         src = PolicySource(policy, steps, join_samples=join_samples, **kw)
     return LoadedSource(src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps,
@@ -103,12 +110,12 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
            token_env: str = "REVERIE_TOKEN", steps: int | None = None, planner: str | None = None,
            world_model: str | None = None, k: int = 8, guidance: float | None = None,
-           join_samples: int = 1) -> dict[str, Any]:
+           join_samples: int = 1, dreamer: str = "learned") -> dict[str, Any]:
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
     loaded = make_source(checkpoint, server, token_env, steps, planner=planner, world_model=world_model,
-                         k=k, guidance=guidance, join_samples=join_samples)
+                         k=k, guidance=guidance, join_samples=join_samples, dreamer=dreamer)
     source, task, arm = loaded.source, loaded.task, loaded.robot
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
@@ -127,6 +134,7 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
     return {
         "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
         "source": server or checkpoint, "planner": planner, "k": k if planner else None,
+        "dreamer": dreamer if planner else None,
         "inpaint_guidance": getattr(source, "guidance", None),
         "join_samples": getattr(source, "join_samples", None),
         "node": dataclasses.asdict(node),
@@ -149,12 +157,12 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
 
 def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | None = None,
           device: str = "cpu", planner: str | None = None, world_model: str | None = None,
-          k: int = 8, join_samples: int = 1) -> None:
+          k: int = 8, join_samples: int = 1, dreamer: str = "learned") -> None:
     """Serve the checkpoint (or its controller, with ``planner``) until interrupted."""
     from policy.deploy.server import PolicyServer
 
     source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k,
-                         join_samples=join_samples).source
+                         join_samples=join_samples, dreamer=dreamer).source
     server = PolicyServer(source, host, port, os.environ.get(token_env)).start()
     print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
     try:
