@@ -815,6 +815,10 @@ class RunConfig:
     """World-model training budget per policy task."""
     controller_k: int = 8
     """Candidates per decision of the sample -> dream -> choose controller."""
+    physics_episodes: int = 0
+    """Also run the controller with physics dreams (MuJoCo set from each observation) on this many
+    of the evaluation seeds, on the tasks it dreams (Push, PickPlace; 0: skip, the default, which
+    keeps the whole job inside its 15 minutes: each episode replays every candidate in MuJoCo)."""
     llm_episodes: int = 10
     """Also run the language-model planner on this many of the evaluation seeds (0: skip)."""
     record_episodes: int = 3
@@ -852,6 +856,9 @@ class RunConfig:
                              f"got {self.node_episodes}")
         if self.node_seconds is not None and self.node_seconds <= 0:
             raise ValueError(f"node_seconds must be positive, got {self.node_seconds}")
+        if not 0 <= self.physics_episodes <= self.eval_episodes:
+            raise ValueError(f"physics_episodes must lie in [0, eval_episodes={self.eval_episodes}], "
+                             f"got {self.physics_episodes}")
         if not 0 <= self.llm_episodes <= self.eval_episodes:
             raise ValueError(f"llm_episodes must lie in [0, eval_episodes={self.eval_episodes}], "
                              f"got {self.llm_episodes}")

@@ -5,7 +5,9 @@
    policy trained with the quick CPU preset (up to 8000 steps within a 9-minute budget);
    150 noisy/perturbed expert episodes and a world model trained on both (2.5 minutes); then the
    plain policy and the sample -> dream -> choose controller (K=8, value planner, learned
-   dreams) evaluated on the same held-out seeds, and the language-model planner (``llm``,
+   dreams) evaluated on the same held-out seeds, the same controller dreaming with MuJoCo set from
+   each observation (``physics``, on the tasks it dreams) on the first ``physics_episodes`` of
+   them, and the language-model planner (``llm``,
    SmolLM2-135M in process) on the first ``llm_episodes`` of them; the controller's first
    ``record_episodes`` episodes are recorded to ``OUT/recordings/<task>_<robot>.rrd`` (rerun), and
    each evaluation's JSON and PNG plots go to ``OUT/eval/<task>_<robot>/``; and the first
@@ -26,6 +28,8 @@ from policy.controller import Controller, ControllerConfig
 from policy.diffusion.config import DiffusionConfig
 from policy.dreamers import LearnedDreamer
 from policy.evaluation import EVAL_SEED, evaluate
+from policy.physics_dreamer import PhysicsDreamer
+from policy.planners.objective import FIXED_PAIR
 from policy.planners.registry import make_planner
 from policy.plots import write_eval_plots
 from policy.recording.recorder import Recorder
@@ -75,6 +79,14 @@ def run(c: RunConfig) -> dict[str, Any]:
         finally:
             if recorder is not None:
                 recorder.close()
+        physics = None
+        if c.physics_episodes and task in FIXED_PAIR:
+            controller = Controller(policy, PhysicsDreamer(task, c.policy_robot, policy.cfg.horizon),
+                                    make_planner("value"), ControllerConfig(k=c.controller_k))
+            ep = _save(evals / "controller_physics.json",
+                       evaluate(policy, c.physics_episodes, controller=controller))
+            physics = {"episodes": ep["episodes"], "success_rate": ep["success_rate"], "ci95": ep["ci95"],
+                       "cycle_ms": ep["controller"]["cycle_ms_median"]["total"]}
         llm = None
         if c.llm_episodes:
             controller = Controller(policy, LearnedDreamer(load_world_model(wc.out)), make_planner("llm"),
@@ -91,7 +103,7 @@ def run(c: RunConfig) -> dict[str, Any]:
                          "controller_k": c.controller_k, "controller_success_rate": ec["success_rate"],
                          "controller_ci95": ec["ci95"],
                          "controller_cycle_ms": ec["controller"]["cycle_ms_median"]["total"],
-                         "llm_planner": llm, "node": node,
+                         "physics_dreamer": physics, "llm_planner": llm, "node": node,
                          "recording": str(recording) if recording else None,
                          "eval_dir": str(evals)})
     _print_policies(policies)
@@ -158,6 +170,11 @@ def _print_policies(rows: list[dict[str, Any]]) -> None:
                   f"{n['jitter_ms_p99']:.2f} ms, {n['deadline_misses']} of {n['ticks']} ticks late, "
                   f"{n['idle_ticks']} idle; p95 change at chunk joins / inside chunks "
                   + (f"{ratio:.2f}" if ratio is not None else "n/a"))
+        if r.get("physics_dreamer"):
+            m = r["physics_dreamer"]
+            print(f"controller dreaming with MuJoCo set from each observation (physics) on {r['task']}: "
+                  f"{m['success_rate']:.2f} over the first {m['episodes']} seeds, cycle p50 "
+                  f"{m['cycle_ms']:.0f} ms for the batch")
         if r.get("llm_planner"):
             m = r["llm_planner"]
             s = m["planner_stats"]

@@ -22,6 +22,7 @@ def test_main_job_collects_trains_and_evaluates(tmp_path, capsys):
     assert 0 <= row["controller_success_rate"] <= 1 and row["controller_k"] == 2
     assert (out / "runs" / "reach_panda_wm" / "summary.json").exists()
     assert "controller" in text
+    assert row["physics_dreamer"] is None  # reach has no cube for MuJoCo-from-observation dreams to score
     assert row["llm_planner"]["episodes"] == 1 and "language-model planner (llm" in text
     # and the first seed again through the real-time node on the simulated arm
     node = row["node"]
