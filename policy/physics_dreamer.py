@@ -53,8 +53,18 @@ class PhysicsDreamerConfig:
     """Standard deviation (degrees) of the error added to each cube's observed yaw."""
     seed: int = 0
     """Seed of the perception noise."""
+    variants: int = 1
+    """Models each candidate is dreamed in, their dreams averaged (positions, and the share of
+    models in which a cube is held or touched): a hedge against not knowing the cubes' friction
+    and mass. With several, variant v scales friction by f_v and mass by f_(V-1-v), the factors f
+    evenly spread over [1 - spread, 1 + spread]: from slippery and heavy to grippy and light."""
+    spread: float = 0.0
+    """Half-width of the variants' factors (0 <= spread < 1; > 0 exactly when variants > 1)."""
 
     def __post_init__(self) -> None:
+        if self.variants < 1 or not 0 <= self.spread < 1 or (self.variants > 1) != (self.spread > 0):
+            raise ValueError(f"physics.variants={self.variants}, physics.spread={self.spread}: give one "
+                             "variant and no spread, or several variants and a spread in (0, 1)")
         for name in ("friction", "mass"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"physics.{name} scales the cubes' {name}; it must be > 0, got "
@@ -92,16 +102,20 @@ class PhysicsDreamer:
                              f"{task!r} has not (it dreams {', '.join(FIXED_PAIR)}); use dreamer=learned "
                              "with a world model, or dreamer=oracle in simulation")
         self.horizon, self.cfg = horizon, cfg or PhysicsDreamerConfig()
-        self.env = ReverieEnv(task, robot, control_dt=control_dt, max_episode_steps=10**9)
-        self._rng = np.random.default_rng(self.cfg.seed)
-        model, scene = self.env.scene.model, self.env.scene
-        self._cube_bodies = [model.body(c).id for c in self.env.task.cubes]
-        for b in self._cube_bodies:
-            model.body_mass[b] *= self.cfg.mass
-            model.body_inertia[b] *= self.cfg.mass
-            geoms = np.flatnonzero(model.geom_bodyid == b)
-            model.geom_friction[geoms, 0] *= self.cfg.friction
-        self._lo, self._hi = scene.robot.action_lower, scene.robot.action_upper
+        c = self.cfg
+        self._rng = np.random.default_rng(c.seed)
+        factors = np.linspace(1 - c.spread, 1 + c.spread, c.variants)
+        self.variants = [ReverieEnv(task, robot, control_dt=control_dt, max_episode_steps=10**9)
+                         for _ in factors]
+        self.env = self.variants[0]
+        self._cube_bodies = [self.env.scene.model.body(name).id for name in self.env.task.cubes]
+        for env, grip, weight in zip(self.variants, factors, factors[::-1], strict=True):
+            model = env.scene.model
+            for b in self._cube_bodies:
+                model.body_mass[b] *= c.mass * weight
+                model.body_inertia[b] *= c.mass * weight
+                model.geom_friction[np.flatnonzero(model.geom_bodyid == b), 0] *= c.friction * grip
+        self._lo, self._hi = self.env.robot.action_lower, self.env.robot.action_upper
 
     def attach(self, envs: list[ReverieEnv]) -> None:
         """Checks that the controlled scene is the one it models; it never reads their state."""
@@ -159,13 +173,13 @@ class PhysicsDreamer:
                 mujoco.mju_mulQuat(q, turn, q.copy())
         return out
 
-    def _rebuild(self, r: _Reading) -> None:
-        scene = self.env.scene
+    def _rebuild(self, env: ReverieEnv, r: _Reading) -> None:
+        scene = env.scene
         m, d = scene.model, scene.data
         mujoco.mj_resetData(m, d)
         scene.set_robot(r.joints, r.gripper)
         d.qvel[scene.arm_qvel] = r.joint_vel
-        for name, pose, vel in zip(self.env.task.cubes, r.cubes, r.cube_vel, strict=True):
+        for name, pose, vel in zip(env.task.cubes, r.cubes, r.cube_vel, strict=True):
             scene.set_object_pose(name, pose)
             dof = m.joint(f"{name}_joint").dofadr[0]
             d.qvel[dof:dof + 3] = vel
@@ -175,24 +189,33 @@ class PhysicsDreamer:
         b, k, h, _ = trajs.shape
         if len(latent) != b:
             raise ValueError(f"{len(latent)} observed states for {b} batches of trajectories")
-        scene = self.env.scene
+        cube_half = self.env.task.ws.cube_half
+        runs = [self._roll_out(env, latent, trajs) for env in self.variants]
+        ee, objects = (np.mean([r[x] for r in runs], axis=0) for x in (0, 1))
+        held = np.mean([holding_label(o, cube_half) for _, o in runs], axis=0)
+        touched = np.mean([touching_label(e, o) for e, o in runs], axis=0)
+        zeros = np.zeros((b, k, h))
+        return Dreams(ee_pos=ee, object_pos=objects, holding=held, touching=touched, progress=zeros,
+                      success=zeros.copy())
+
+    def _roll_out(self, env: ReverieEnv, latent: list[_Reading | None], trajs: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(B, K, H, 3) tool and (B, K, H, n, 3) cube positions of every candidate in one model."""
+        b, k, h, _ = trajs.shape
+        scene = env.scene
         m, d = scene.model, scene.data
-        n = len(self._cube_bodies)
-        ee, objects = np.zeros((b, k, h, 3)), np.zeros((b, k, h, n, 3))
+        ee, objects = np.zeros((b, k, h, 3)), np.zeros((b, k, h, len(self._cube_bodies), 3))
         for i, reading in enumerate(latent):
             if reading is None:
                 continue
             for j in range(k):
-                self._rebuild(reading)
+                self._rebuild(env, reading)
                 for t in range(h):
                     d.ctrl[scene.actuators] = np.clip(trajs[i, j, t], self._lo, self._hi)
-                    mujoco.mj_step(m, d, nstep=self.env.n_substeps)
+                    mujoco.mj_step(m, d, nstep=env.n_substeps)
                     ee[i, j, t] = d.site_xpos[scene.ee_site]
                     objects[i, j, t] = d.xpos[self._cube_bodies]
         if not (np.isfinite(ee).all() and np.isfinite(objects).all()):
             raise RuntimeError("the physics dreamer's simulation diverged from an observed state; "
                                "check the observation (joint positions, cube poses) for nonsense")
-        zeros = np.zeros((b, k, h))
-        held = holding_label(objects, self.env.task.ws.cube_half)
-        return Dreams(ee_pos=ee, object_pos=objects, holding=held, touching=touching_label(ee, objects),
-                      progress=zeros, success=zeros.copy())
+        return ee, objects

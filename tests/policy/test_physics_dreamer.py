@@ -91,3 +91,22 @@ def test_it_refuses_what_it_cannot_model():
         make_dreamer("physics")
     with pytest.raises(ValueError, match="drop world_model"):
         EvalConfig(planner="value", dreamer="physics", world_model="runs/x")
+
+
+def test_its_variants_dream_the_average_of_models_from_slippery_and_heavy_to_grippy_and_light():
+    env, history = _mid_episode("pick_place", 40)
+    trajs = _candidates(history[-1], k=2, h=4)
+    seen = [[o] for o in history]
+    hedged = PhysicsDreamer("pick_place", "panda", horizon=4,
+                            cfg=PhysicsDreamerConfig(variants=3, spread=0.5))
+    body = env.scene.model.body(env.task.cubes[0]).id
+    assert [v.scene.model.body_mass[body] / env.scene.model.body_mass[body] for v in hedged.variants] == \
+        pytest.approx([1.5, 1.0, 0.5])
+    singles = [PhysicsDreamer("pick_place", "panda", horizon=4, cfg=PhysicsDreamerConfig(friction=f, mass=w))
+               for f, w in ((0.5, 1.5), (1.0, 1.0), (1.5, 0.5))]
+    parts = [s.dream(s.encode(seen), trajs) for s in singles]
+    mixed = hedged.dream(hedged.encode(seen), trajs)
+    np.testing.assert_allclose(mixed.object_pos, np.mean([p.object_pos for p in parts], axis=0), atol=1e-9)
+    np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
+    with pytest.raises(ValueError, match="several variants and a spread"):
+        PhysicsDreamerConfig(variants=3)
