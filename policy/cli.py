@@ -263,9 +263,10 @@ def cmd_bench(overrides: list[str]) -> None:
         task, robot = policy.shapes.task, policy.shapes.robot
         wm = load_world_model(c.world_model, task, robot, c.device) if c.dreamer == "learned" else None
         horizon = wm.cfg.horizon if wm else policy.cfg.horizon
-        dreamer = make_dreamer(c.dreamer, wm, horizon, task=task, robot=robot)
+        dreamer = make_dreamer(c.dreamer, wm, horizon, task=task, robot=robot, physics=c.physics)
         r = bench_cycle(policy, dreamer, c.k, c.steps, c.refine, c.repeats)
-        r.update(checkpoint=c.checkpoint, world_model=c.world_model if wm else None)
+        r.update(checkpoint=c.checkpoint, world_model=c.world_model if wm else None,
+                 physics=dataclasses.asdict(c.physics) if c.dreamer == "physics" else None)
     else:
         import torch
 

@@ -474,6 +474,8 @@ class BenchCycleConfig:
     dreamer: str = "learned"
     """learned (the world model) or physics (MuJoCo set from the observation; Push and PickPlace).
     The oracle copies a running simulation and has no place in a robot's cycle."""
+    physics: PhysicsDreamerConfig = field(default_factory=PhysicsDreamerConfig)
+    """dreamer=physics's settings (physics.variants=3 physics.spread=0.5 dreams in 3 models)."""
     k: Any = field(default_factory=lambda: [1, 4, 16])
     """Candidate counts K: one number or a list."""
     steps: int | None = None
