@@ -92,6 +92,9 @@ def evaluate(policy: DiffusionPolicy, episodes: int = 100, seed: int = EVAL_SEED
                                "executed_dream_error": dream_error.summary()}
         if hasattr(controller.planner, "stats"):
             extra["controller"]["planner_stats"] = controller.planner.stats.summary()
+        if hasattr(controller.dreamer, "diverged"):  # the physics dreamer's unstable rollouts, held
+            extra["controller"]["dreamer_rollouts"] = {"total": controller.dreamer.rollouts,
+                                                       "diverged": controller.dreamer.diverged}
     if displace is not None:
         extra["displace"] = dataclasses.asdict(displace)
     if task_kwargs:

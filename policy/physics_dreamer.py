@@ -32,7 +32,7 @@ import numpy as np
 from policy.dreams import Dreams, holding_label, touching_label
 from policy.planners.objective import FIXED_PAIR
 from sim import keys
-from sim.env import ReverieEnv
+from sim.env import INSTABILITY_WARNINGS, ReverieEnv
 
 History = Sequence[list[dict[str, Any]]]
 """The last observations, oldest first, one dict per batch row (as ``policy.dreamers.History``)."""
@@ -115,7 +115,10 @@ class PhysicsDreamer:
                 model.body_mass[b] *= c.mass * weight
                 model.body_inertia[b] *= c.mass * weight
                 model.geom_friction[np.flatnonzero(model.geom_bodyid == b), 0] *= c.friction * grip
+            mujoco.mj_setConst(model, env.scene.data)  # the constraint solver's weights follow the new masses
         self._lo, self._hi = self.env.robot.action_lower, self.env.robot.action_upper
+        self.rollouts = self.diverged = 0
+        """Candidate rollouts so far, and how many of them MuJoCo found unstable (held there)."""
 
     def attach(self, envs: list[ReverieEnv]) -> None:
         """Checks that the controlled scene is the one it models; it never reads their state."""
@@ -209,13 +212,17 @@ class PhysicsDreamer:
             if reading is None:
                 continue
             for j in range(k):
-                self._rebuild(env, reading)
+                self._rebuild(env, reading)  # also clears the data's warning counters
+                self.rollouts += 1
+                tool, cubes = d.site_xpos[scene.ee_site].copy(), d.xpos[self._cube_bodies].copy()
                 for t in range(h):
                     d.ctrl[scene.actuators] = np.clip(trajs[i, j, t], self._lo, self._hi)
                     mujoco.mj_step(m, d, nstep=env.n_substeps)
-                    ee[i, j, t] = d.site_xpos[scene.ee_site]
-                    objects[i, j, t] = d.xpos[self._cube_bodies]
-        if not (np.isfinite(ee).all() and np.isfinite(objects).all()):
-            raise RuntimeError("the physics dreamer's simulation diverged from an observed state; "
-                               "check the observation (joint positions, cube poses) for nonsense")
+                    if any(d.warning[w].number for w in INSTABILITY_WARNINGS):
+                        # MuJoCo has reset the state: the rest of the dream holds where it last was
+                        self.diverged += 1
+                        ee[i, j, t:], objects[i, j, t:] = tool, cubes
+                        break
+                    tool, cubes = d.site_xpos[scene.ee_site].copy(), d.xpos[self._cube_bodies].copy()
+                    ee[i, j, t], objects[i, j, t] = tool, cubes
         return ee, objects

@@ -23,7 +23,7 @@ from sim.registry import get_task
 from sim.scene import Scene, build_model
 from sim.workspace import WORKSPACES
 
-_INSTABILITY_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+INSTABILITY_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
                          mujoco.mjtWarning.mjWARN_BADQACC)
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'?!-"
 
@@ -149,7 +149,7 @@ class ReverieEnv(gym.Env):
     def _instability_count(self) -> int:
         """How often MuJoCo found a bad state and silently reset the data."""
         w = self.scene.data.warning
-        return sum(int(w[k].number) for k in _INSTABILITY_WARNINGS)
+        return sum(int(w[k].number) for k in INSTABILITY_WARNINGS)
 
     def _check_physics(self) -> None:
         d = self.scene.data

@@ -110,3 +110,15 @@ def test_its_variants_dream_the_average_of_models_from_slippery_and_heavy_to_gri
     np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
     with pytest.raises(ValueError, match="several variants and a spread"):
         PhysicsDreamerConfig(variants=3)
+
+
+def test_a_rollout_mujoco_finds_unstable_is_counted_and_held_not_taken_from_the_reset_state():
+    _, history = _mid_episode("push", 2)
+    physics = PhysicsDreamer("push", "panda", horizon=4)
+    latent = physics.encode([[o] for o in history])
+    latent[0].cube_vel[:] = 1e12  # a nonsense velocity estimate: the simulation blows up at once
+    dreams = physics.dream(latent, _candidates(history[-1], k=2, h=4))
+    assert physics.diverged == physics.rollouts == 2
+    start = np.broadcast_to(latent[0].cubes[0, :3], (2, 4, 3))
+    np.testing.assert_allclose(dreams.object_pos[0, :, :, 0], start, atol=1e-6)
+    assert np.isfinite(dreams.ee_pos).all()
