@@ -13,6 +13,10 @@ dream_k    = MuJoCo(state(obs) + perception noise, model with mismatched frictio
 So it is what a robot with a known scene and a pose estimate of each cube could run. The
 mismatch settings (``PhysicsDreamerConfig``) make its model and its reading of the cubes wrong on
 purpose, to measure how much the choice depends on a faithful simulator.
+With ``variants`` it dreams each candidate in several such models and averages the dreams. A
+rollout MuJoCo finds unstable (it then resets the state) is held at its last good step and
+counted (``diverged``), so no dream shows a reset state. Measured in BENCHMARKS.md ("A dreamer
+rebuilt from the observation").
 
 Its progress and success are left to the planner, which computes them from the dreamed positions
 by the task's own definition (``policy/planners/objective.py``); so it dreams only the tasks whose
