@@ -112,15 +112,12 @@ def cmd_eval(overrides: list[str]) -> None:
         policy.cfg.inpaint_past = c.inpaint_past
     controller = None
     if c.planner:
-        from policy.checkpoint import load_world_model
         from policy.controller import Controller, ControllerConfig
-        from policy.dreamers import OracleDreamer, make_dreamer
+        from policy.dreamers import OracleDreamer, load_dreamer
         from policy.planners.registry import make_planner
 
-        wms = [load_world_model(w, policy.shapes.task, policy.shapes.robot, c.device)
-               for w in ([c.world_model] if c.world_model else []) + list(c.ensemble)]
-        dreamer = make_dreamer(c.dreamer, wms or None, wms[0].cfg.horizon if wms else policy.cfg.horizon,
-                               task=policy.shapes.task, robot=policy.shapes.robot, physics=c.physics)
+        runs = ([c.world_model] if c.world_model else []) + list(c.ensemble)
+        dreamer = load_dreamer(c.dreamer, policy, runs, c.device, c.physics)
         audit = OracleDreamer(dreamer.horizon) if c.audit else None
         value = dataclasses.asdict(c.value)
         settings = {**dataclasses.asdict(c.llm), "value": value} if c.planner.startswith("llm") else value
@@ -254,18 +251,16 @@ def cmd_bench(overrides: list[str]) -> None:
         import torch
 
         from policy.benchmarks import bench_cycle
-        from policy.checkpoint import load_policy, load_world_model
-        from policy.dreamers import make_dreamer
+        from policy.checkpoint import load_policy
+        from policy.dreamers import load_dreamer
 
         if c.threads:
             torch.set_num_threads(c.threads)
         policy = load_policy(c.checkpoint, device=c.device)
-        task, robot = policy.shapes.task, policy.shapes.robot
-        wm = load_world_model(c.world_model, task, robot, c.device) if c.dreamer == "learned" else None
-        horizon = wm.cfg.horizon if wm else policy.cfg.horizon
-        dreamer = make_dreamer(c.dreamer, wm, horizon, task=task, robot=robot, physics=c.physics)
+        learned = c.dreamer == "learned"
+        dreamer = load_dreamer(c.dreamer, policy, [c.world_model] if learned else [], c.device, c.physics)
         r = bench_cycle(policy, dreamer, c.k, c.steps, c.refine, c.repeats)
-        r.update(checkpoint=c.checkpoint, world_model=c.world_model if wm else None,
+        r.update(checkpoint=c.checkpoint, world_model=c.world_model if learned else None,
                  physics=dataclasses.asdict(c.physics) if c.dreamer == "physics" else None)
     else:
         import torch

@@ -495,9 +495,11 @@ class BenchCycleConfig:
         self.k = [int(v) for v in (self.k if isinstance(self.k, list | tuple) else [self.k])]
         if not self.k or min(self.k) < 1 or self.repeats < 1 or (self.steps is not None and self.steps < 1):
             raise ValueError("k, steps and repeats must be >= 1")
-        if self.dreamer not in ("learned", "physics"):
-            raise ValueError(f"bench cycle times dreamer=learned or physics, got {self.dreamer!r} (the "
-                             "oracle needs a running simulation to copy)")
+        from policy.dreamers import ON_ROBOT
+
+        if self.dreamer not in ON_ROBOT:
+            raise ValueError(f"bench cycle times dreamer={' or '.join(ON_ROBOT)}, got {self.dreamer!r} "
+                             "(the oracle needs a running simulation to copy)")
 
 
 @dataclass

@@ -21,13 +21,11 @@ import mujoco
 import numpy as np
 import torch
 
-from policy.diffusion.policy import Observation, obs_vectors
-from policy.dreams import Dreams, holding_label, touching_label
+from policy.diffusion.policy import obs_vectors
+from policy.dreams import Dreams, History, holding_label, touching_label
 from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig
 from sim import keys
 from sim.env import ReverieEnv
-
-History = Sequence[list[Observation]]
 
 
 class Dreamer(Protocol):
@@ -212,6 +210,9 @@ class OracleDreamer:
                       progress=out["progress"], success=out["success"])
 
 
+ON_ROBOT = ("learned", "physics")
+"""Dreamers that need nothing but the robot's observations (the oracle copies a running simulation)."""
+
 DREAMERS: dict[str, Callable[..., Dreamer]] = {"learned": LearnedDreamer, "oracle": OracleDreamer,
                                                "physics": PhysicsDreamer}
 """Dreamer name -> constructor (``learned`` takes a world model; ``oracle`` a horizon; ``physics``
@@ -237,3 +238,17 @@ def make_dreamer(name: str, world_model=None, horizon: int = 16, *, task: str | 
             raise ValueError("dreamer=physics builds its simulator from the task and robot; pass both")
         return PhysicsDreamer(task, robot, horizon, cfg=physics)
     return OracleDreamer(horizon)
+
+
+def load_dreamer(name: str, policy, world_models: Sequence[str] = (), device: str = "cpu",
+                 physics: PhysicsDreamerConfig | None = None) -> Dreamer:
+    """``make_dreamer`` for ``policy``'s task and robot: loads the ``world_models`` runs (refusing
+    any trained for another task or robot) and dreams over the first one's horizon, or the
+    policy's without one."""
+    from policy.checkpoint import load_world_model
+
+    task, robot = policy.shapes.task, policy.shapes.robot
+    wms = [load_world_model(w, task, robot, device) for w in world_models]
+    horizon = wms[0].cfg.horizon if wms else policy.cfg.horizon
+    return make_dreamer(name, wms or None, horizon, task=task, robot=robot, physics=physics)
+

@@ -17,9 +17,15 @@ and visualisation never care which produced it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
+
+History = Sequence[list[dict[str, Any]]]
+"""What a dreamer encodes: the last To observations, oldest first, each a list with one observation
+dict per batch row."""
 
 TOUCH_RADIUS = 0.06
 """Tool-to-cube-centre distance (m) counted as touching the cube."""

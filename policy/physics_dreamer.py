@@ -26,20 +26,15 @@ world model (or the simulator's own task state) supplies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import mujoco
 import numpy as np
 
-from policy.dreams import Dreams, holding_label, touching_label
+from policy.dreams import Dreams, History, holding_label, touching_label
 from policy.planners.objective import FIXED_PAIR
 from sim import keys
-from sim.env import INSTABILITY_WARNINGS, ReverieEnv
-
-History = Sequence[list[dict[str, Any]]]
-"""The last observations, oldest first, one dict per batch row (as ``policy.dreamers.History``)."""
+from sim.env import ReverieEnv
 
 
 @dataclass
@@ -222,7 +217,7 @@ class PhysicsDreamer:
                 for t in range(h):
                     d.ctrl[scene.actuators] = np.clip(trajs[i, j, t], self._lo, self._hi)
                     mujoco.mj_step(m, d, nstep=env.n_substeps)
-                    if any(d.warning[w].number for w in INSTABILITY_WARNINGS):
+                    if env.instability_count():
                         # MuJoCo has reset the state: the rest of the dream holds where it last was
                         self.diverged += 1
                         ee[i, j, t:], objects[i, j, t:] = tool, cubes

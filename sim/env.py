@@ -23,7 +23,7 @@ from sim.registry import get_task
 from sim.scene import Scene, build_model
 from sim.workspace import WORKSPACES
 
-INSTABILITY_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+_INSTABILITY_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
                          mujoco.mjtWarning.mjWARN_BADQACC)
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'?!-"
 
@@ -78,7 +78,7 @@ class ReverieEnv(gym.Env):
 
     def step(self, action):
         target, clipped = self._check_action(action)
-        self._unstable_before = self._instability_count()
+        self._unstable_before = self.instability_count()
         self.scene.data.ctrl[self.scene.actuators] = target
         mujoco.mj_step(self.scene.model, self.scene.data, nstep=self.n_substeps)
         self._check_physics()
@@ -146,14 +146,15 @@ class ReverieEnv(gym.Env):
                              "Use out_of_range='clip' to clamp instead.")
         return clipped_a, bool(out.any())
 
-    def _instability_count(self) -> int:
-        """How often MuJoCo found a bad state and silently reset the data."""
+    def instability_count(self) -> int:
+        """How often MuJoCo found a bad state and silently reset the data (since the data's last
+        reset)."""
         w = self.scene.data.warning
-        return sum(int(w[k].number) for k in INSTABILITY_WARNINGS)
+        return sum(int(w[k].number) for k in _INSTABILITY_WARNINGS)
 
     def _check_physics(self) -> None:
         d = self.scene.data
-        unstable = self._instability_count() > self._unstable_before
+        unstable = self.instability_count() > self._unstable_before
         if unstable or not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel))):
             raise RuntimeError("simulation diverged (MuJoCo reported a bad acceleration or the "
                                "state is NaN); this is a bug in the scene or task, not in the "

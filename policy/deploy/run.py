@@ -53,22 +53,18 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
     policy = load_policy(checkpoint, device=device)
     kw = {} if guidance is None else {"guidance": guidance}
     if planner:
-        from policy.checkpoint import load_world_model
         from policy.controller import Controller, ControllerConfig
         from policy.deploy.source import ControllerSource
-        from policy.dreamers import make_dreamer
+        from policy.dreamers import ON_ROBOT, load_dreamer
         from policy.planners.registry import make_planner
 
-        task, robot = policy.shapes.task, policy.shapes.robot
-        if dreamer not in ("learned", "physics"):
-            raise ValueError(f"the node dreams with dreamer=learned or physics, got {dreamer!r} (the "
+        if dreamer not in ON_ROBOT:
+            raise ValueError(f"the node dreams with dreamer={' or '.join(ON_ROBOT)}, got {dreamer!r} (the "
                              "simulator oracle cannot run on a robot)")
         if (dreamer == "learned") != bool(world_model):
             raise ValueError("planner= needs world_model=RUN with dreamer=learned (the default), and no "
                              "world_model with dreamer=physics")
-        wm = load_world_model(world_model, task, robot, device) if world_model else None
-        horizon = wm.cfg.horizon if wm else policy.cfg.horizon
-        chosen = make_dreamer(dreamer, wm, horizon, task=task, robot=robot)
+        chosen = load_dreamer(dreamer, policy, [world_model] if world_model else [], device)
         src = ControllerSource(Controller(policy, chosen, make_planner(planner), ControllerConfig(k=k)),
                                steps, **kw)
     else:
