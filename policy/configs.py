@@ -339,7 +339,8 @@ class EvalConfig:
     """More world-model runs of the same task to dream alongside world_model; the controller then
     chooses by the members' averaged dreams (dreamer=learned only)."""
     physics: PhysicsDreamerConfig = field(default_factory=PhysicsDreamerConfig)
-    """dreamer=physics's deliberate model errors (physics.friction=0.7 physics.pose_noise_mm=5 ...)."""
+    """dreamer=physics's deliberate model errors (physics.friction=0.7 physics.pose_noise_mm=5 ...) and its
+    hedge against a pose error (physics.hedge_mm=5 physics.hedge_deg=5)."""
     k: int = 16
     """Candidates per decision (with a planner)."""
     refine: int = 0

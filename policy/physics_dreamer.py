@@ -13,7 +13,10 @@ dream_k    = MuJoCo(state(obs) + perception noise, model with mismatched frictio
 So it is what a robot with a known scene and a pose estimate of each cube could run. The
 mismatch settings (``PhysicsDreamerConfig``) make its model and its reading of the cubes wrong on
 purpose, to measure how much the choice depends on a faithful simulator.
-With ``variants`` it dreams each candidate in several such models and averages the dreams. A
+With ``variants`` it dreams each candidate in several such models and averages the dreams; with
+``hedge_mm`` (and ``hedge_deg``) it does the same over readings of the cubes spread as a pose
+estimator's error would be, so the choice favours futures that hold up if the cube is not
+quite where it was seen. A
 rollout MuJoCo finds unstable (it then resets the state) is held at its last good step and
 counted (``diverged``), so no dream shows a reset state. Measured in BENCHMARKS.md ("A dreamer
 rebuilt from the observation").
@@ -59,6 +62,16 @@ class PhysicsDreamerConfig:
     evenly spread over [1 - spread, 1 + spread]: from slippery and heavy to grippy and light."""
     spread: float = 0.0
     """Half-width of the variants' factors (0 <= spread < 1; > 0 exactly when variants > 1)."""
+    hedge_mm: float = 0.0
+    """Standard deviation (mm) of the cube position error the choice should hold up against. With
+    it (or ``hedge_deg``), every candidate is dreamed from several readings of the cubes, moved off
+    the observed pose by the sigma points of that error, and the dreams averaged: a grasp that
+    only works if the pose estimate is exact then scores below one that works nearby too. The
+    points are a regular simplex (n + 1 points at sqrt(n) standard deviations, whose mean and
+    covariance are the error's), over the n hedged dimensions: x and y, and yaw with
+    ``hedge_deg``. Every cube moves by the same offset. It multiplies the rollouts by n + 1."""
+    hedge_deg: float = 0.0
+    """Standard deviation (degrees) of the cube yaw error to hedge against (see ``hedge_mm``)."""
 
     def __post_init__(self) -> None:
         if self.variants < 1 or not 0 <= self.spread < 1 or (self.variants > 1) != (self.spread > 0):
@@ -68,10 +81,32 @@ class PhysicsDreamerConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"physics.{name} scales the cubes' {name}; it must be > 0, got "
                                  f"{getattr(self, name)}")
-        for name in ("pose_noise_mm", "yaw_noise_deg"):
+        for name in ("pose_noise_mm", "yaw_noise_deg", "hedge_mm", "hedge_deg"):
             if getattr(self, name) < 0:
                 raise ValueError(f"physics.{name} is a standard deviation; it must be >= 0, got "
                                  f"{getattr(self, name)}")
+
+
+def simplex_offsets(sigma: np.ndarray) -> np.ndarray:
+    """(n + 1, d) offsets whose mean is 0 and covariance diag(sigma**2) over the n dimensions of
+    ``sigma`` (d of them) that are > 0: a regular simplex at sqrt(n) standard deviations. With no
+    dimension > 0, the single zero offset."""
+    active = np.flatnonzero(sigma > 0)
+    n = len(active)
+    if n == 0:
+        return np.zeros((1, len(sigma)))
+    centred = np.eye(n + 1) - 1.0 / (n + 1)  # the simplex's corners, in the plane sum = 0
+    basis = np.linalg.svd(centred)[2][:n]  # n orthonormal directions spanning that plane
+    unit = centred @ basis.T * np.sqrt(n + 1)  # unit covariance: mean(v v^T) = I
+    out = np.zeros((n + 1, len(sigma)))
+    out[:, active] = unit * sigma[active]
+    return out
+
+
+def _turn(quats: np.ndarray, yaws: np.ndarray) -> None:
+    """Rotates each (w, x, y, z) quaternion in place by its yaw (radians) about the world's z."""
+    for q, yaw in zip(quats, yaws, strict=True):
+        mujoco.mju_mulQuat(q, np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]), q.copy())
 
 
 @dataclass
@@ -116,6 +151,9 @@ class PhysicsDreamer:
                 model.geom_friction[np.flatnonzero(model.geom_bodyid == b), 0] *= c.friction * grip
             mujoco.mj_setConst(model, env.scene.data)  # the constraint solver's weights follow the new masses
         self._lo, self._hi = self.env.robot.action_lower, self.env.robot.action_upper
+        xy = c.hedge_mm / 1000
+        self.hedges = simplex_offsets(np.array([xy, xy, np.radians(c.hedge_deg)]))
+        """(P, 3) offsets (x, y in metres, yaw in radians) each candidate is dreamed from."""
         self.rollouts = self.diverged = 0
         """Candidate rollouts so far, and how many of them MuJoCo found unstable (held there)."""
 
@@ -169,19 +207,20 @@ class PhysicsDreamer:
         if c.pose_noise_mm:
             out[:, :2] += self._rng.normal(0.0, c.pose_noise_mm / 1000, (len(out), 2))
         if c.yaw_noise_deg:
-            for q, yaw in zip(out[:, 3:], np.radians(self._rng.normal(0.0, c.yaw_noise_deg, len(out))),
-                              strict=True):
-                turn = np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])
-                mujoco.mju_mulQuat(q, turn, q.copy())
+            _turn(out[:, 3:], np.radians(self._rng.normal(0.0, c.yaw_noise_deg, len(out))))
         return out
 
-    def _rebuild(self, env: ReverieEnv, r: _Reading) -> None:
+    def _rebuild(self, env: ReverieEnv, r: _Reading, hedge: np.ndarray) -> None:
         scene = env.scene
         m, d = scene.model, scene.data
         mujoco.mj_resetData(m, d)
         scene.set_robot(r.joints, r.gripper)
         d.qvel[scene.arm_qvel] = r.joint_vel
-        for name, pose, vel in zip(env.task.cubes, r.cubes, r.cube_vel, strict=True):
+        cubes = r.cubes.copy()
+        cubes[:, :2] += hedge[:2]
+        if hedge[2]:
+            _turn(cubes[:, 3:], np.full(len(cubes), hedge[2]))
+        for name, pose, vel in zip(env.task.cubes, cubes, r.cube_vel, strict=True):
             scene.set_object_pose(name, pose)
             dof = m.joint(f"{name}_joint").dofadr[0]
             d.qvel[dof:dof + 3] = vel
@@ -192,7 +231,7 @@ class PhysicsDreamer:
         if len(latent) != b:
             raise ValueError(f"{len(latent)} observed states for {b} batches of trajectories")
         cube_half = self.env.task.ws.cube_half
-        runs = [self._roll_out(env, latent, trajs) for env in self.variants]
+        runs = [self._roll_out(env, latent, trajs, hedge) for env in self.variants for hedge in self.hedges]
         ee, objects = (np.mean([r[x] for r in runs], axis=0) for x in (0, 1))
         held = np.mean([holding_label(o, cube_half) for _, o in runs], axis=0)
         touched = np.mean([touching_label(e, o) for e, o in runs], axis=0)
@@ -200,9 +239,10 @@ class PhysicsDreamer:
         return Dreams(ee_pos=ee, object_pos=objects, holding=held, touching=touched, progress=zeros,
                       success=zeros.copy())
 
-    def _roll_out(self, env: ReverieEnv, latent: list[_Reading | None], trajs: np.ndarray
+    def _roll_out(self, env: ReverieEnv, latent: list[_Reading | None], trajs: np.ndarray, hedge: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-        """(B, K, H, 3) tool and (B, K, H, n, 3) cube positions of every candidate in one model."""
+        """(B, K, H, 3) tool and (B, K, H, n, 3) cube positions of every candidate in one model,
+        from the cubes read ``hedge`` (x, y, yaw) off their observed pose."""
         b, k, h, _ = trajs.shape
         scene = env.scene
         m, d = scene.model, scene.data
@@ -211,7 +251,7 @@ class PhysicsDreamer:
             if reading is None:
                 continue
             for j in range(k):
-                self._rebuild(env, reading)  # also clears the data's warning counters
+                self._rebuild(env, reading, hedge)  # also clears the data's warning counters
                 self.rollouts += 1
                 tool, cubes = d.site_xpos[scene.ee_site].copy(), d.xpos[self._cube_bodies].copy()
                 for t in range(h):

@@ -8,7 +8,7 @@ import pytest
 
 from policy.configs import EvalConfig
 from policy.dreamers import OracleDreamer, make_dreamer
-from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig
+from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig, simplex_offsets
 from sim import keys
 from sim.env import ReverieEnv
 from sim.experts import EXPERTS
@@ -80,6 +80,8 @@ def test_it_refuses_what_it_cannot_model():
         PhysicsDreamerConfig(friction=0)
     with pytest.raises(ValueError, match="standard deviation"):
         PhysicsDreamerConfig(pose_noise_mm=-1)
+    with pytest.raises(ValueError, match="hedge_mm is a standard deviation"):
+        PhysicsDreamerConfig(hedge_mm=-1)
     physics = PhysicsDreamer("push", "panda")
     with pytest.raises(ValueError, match="controls"):
         physics.attach([ReverieEnv("pick_place", "panda")])
@@ -122,3 +124,39 @@ def test_a_rollout_mujoco_finds_unstable_is_counted_and_held_not_taken_from_the_
     start = np.broadcast_to(latent[0].cubes[0, :3], (2, 4, 3))
     np.testing.assert_allclose(dreams.object_pos[0, :, :, 0], start, atol=1e-6)
     assert np.isfinite(dreams.ee_pos).all()
+
+
+@pytest.mark.parametrize("sigma", [(0.005, 0.005, 0.0), (0.005, 0.005, 0.09), (0.0, 0.0, 0.09),
+                                   (0.0, 0.0, 0.0)])
+def test_the_hedge_points_have_the_pose_errors_mean_and_covariance(sigma):
+    sigma = np.array(sigma)
+    points = simplex_offsets(sigma)
+    n = int((sigma > 0).sum())
+    assert points.shape == (n + 1, 3)
+    np.testing.assert_allclose(points.mean(0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(points.T @ points / len(points), np.diag(sigma**2), atol=1e-12)
+
+
+def test_a_hedged_dream_is_the_average_of_dreams_from_the_cube_read_at_each_hedge_point():
+    _, history = _mid_episode("pick_place", 40)
+    trajs = _candidates(history[-1], k=2, h=4)
+    seen = [[o] for o in history]
+    hedged = PhysicsDreamer("pick_place", "panda", horizon=4,
+                            cfg=PhysicsDreamerConfig(hedge_mm=5, hedge_deg=5))
+    assert len(hedged.hedges) == 4 and np.abs(hedged.hedges[:, :2]).max() > 5e-3
+    faithful = PhysicsDreamer("pick_place", "panda", horizon=4)
+    parts = []
+    for dx, dy, yaw in hedged.hedges:
+        latent = faithful.encode(seen)
+        latent[0].cubes[:, :2] += (dx, dy)
+        c, s = np.cos(yaw / 2), np.sin(yaw / 2)
+        w, x, y, z = latent[0].cubes[0, 3:]
+        latent[0].cubes[0, 3:] = (c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w)  # yaw first
+        parts.append(faithful.dream(latent, trajs))
+    mixed = hedged.dream(hedged.encode(seen), trajs)
+    assert hedged.rollouts == 4 * 2
+    np.testing.assert_allclose(mixed.object_pos, np.mean([p.object_pos for p in parts], axis=0), atol=1e-9)
+    np.testing.assert_allclose(mixed.ee_pos, np.mean([p.ee_pos for p in parts], axis=0), atol=1e-9)
+    np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
+    spread = np.ptp([p.object_pos[0, 0, 0, 0, :2] for p in parts], axis=0)
+    assert spread.max() > 5e-3  # the readings really differ
