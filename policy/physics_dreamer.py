@@ -16,7 +16,8 @@ purpose, to measure how much the choice depends on a faithful simulator.
 With ``variants`` it dreams each candidate in several such models and averages the dreams; with
 ``hedge_mm`` (and ``hedge_deg``) it does the same over readings of the cubes spread as a pose
 estimator's error would be, so the choice favours futures that hold up if the cube is not
-quite where it was seen. A
+quite where it was seen. All rollouts of a decision go to MuJoCo's ``rollout`` in one call,
+spread over ``threads``. A
 rollout MuJoCo finds unstable (it then resets the state) is held at its last good step and
 counted (``diverged``), so no dream shows a reset state. Measured in BENCHMARKS.md ("A dreamer
 rebuilt from the observation").
@@ -33,11 +34,15 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+from mujoco import rollout
 
 from policy.dreams import Dreams, History, holding_label, touching_label
 from policy.planners.objective import FIXED_PAIR
 from sim import keys
 from sim.env import ReverieEnv
+
+_STATE = mujoco.mjtState.mjSTATE_FULLPHYSICS
+"""What a rollout starts from: time, joint positions and velocities, actuator state."""
 
 
 @dataclass
@@ -72,8 +77,12 @@ class PhysicsDreamerConfig:
     ``hedge_deg``. Every cube moves by the same offset. It multiplies the rollouts by n + 1."""
     hedge_deg: float = 0.0
     """Standard deviation (degrees) of the cube yaw error to hedge against (see ``hedge_mm``)."""
+    threads: int = 1
+    """Threads MuJoCo spreads the rollouts over (its own pool; 1 runs them on the calling thread)."""
 
     def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ValueError(f"physics.threads must be >= 1, got {self.threads}")
         if self.variants < 1 or not 0 <= self.spread < 1 or (self.variants > 1) != (self.spread > 0):
             raise ValueError(f"physics.variants={self.variants}, physics.spread={self.spread}: give one "
                              "variant and no spread, or several variants and a spread in (0, 1)")
@@ -154,6 +163,8 @@ class PhysicsDreamer:
         xy = c.hedge_mm / 1000
         self.hedges = simplex_offsets(np.array([xy, xy, np.radians(c.hedge_deg)]))
         """(P, 3) offsets (x, y in metres, yaw in radians) each candidate is dreamed from."""
+        self._threads = [mujoco.MjData(self.env.scene.model) for _ in range(c.threads)]
+        self._scratch = mujoco.MjData(self.env.scene.model)
         self.rollouts = self.diverged = 0
         """Candidate rollouts so far, and how many of them MuJoCo found unstable (held there)."""
 
@@ -231,7 +242,7 @@ class PhysicsDreamer:
         if len(latent) != b:
             raise ValueError(f"{len(latent)} observed states for {b} batches of trajectories")
         cube_half = self.env.task.ws.cube_half
-        runs = [self._roll_out(env, latent, trajs, hedge) for env in self.variants for hedge in self.hedges]
+        runs = self._roll_out(latent, trajs)
         ee, objects = (np.mean([r[x] for r in runs], axis=0) for x in (0, 1))
         held = np.mean([holding_label(o, cube_half) for _, o in runs], axis=0)
         touched = np.mean([touching_label(e, o) for e, o in runs], axis=0)
@@ -239,29 +250,54 @@ class PhysicsDreamer:
         return Dreams(ee_pos=ee, object_pos=objects, holding=held, touching=touched, progress=zeros,
                       success=zeros.copy())
 
-    def _roll_out(self, env: ReverieEnv, latent: list[_Reading | None], trajs: np.ndarray, hedge: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """(B, K, H, 3) tool and (B, K, H, n, 3) cube positions of every candidate in one model,
-        from the cubes read ``hedge`` (x, y, yaw) off their observed pose."""
+    def _roll_out(self, latent: list[_Reading | None], trajs: np.ndarray
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per model variant and hedge point: (B, K, H, 3) tool and (B, K, H, n, 3) cube positions
+        of every candidate. All rollouts go to MuJoCo's rollout in one call, spread over its
+        threads, with each control target held for the control period's physics steps."""
         b, k, h, _ = trajs.shape
-        scene = env.scene
-        m, d = scene.model, scene.data
-        ee, objects = np.zeros((b, k, h, 3)), np.zeros((b, k, h, len(self._cube_bodies), 3))
-        for i, reading in enumerate(latent):
-            if reading is None:
-                continue
+        ns, n_cubes = self.env.n_substeps, len(self._cube_bodies)
+        control = np.zeros((b, k, h, self.env.scene.model.nu))
+        control[..., self.env.scene.actuators] = np.clip(trajs, self._lo, self._hi)
+        # one physics step more than the dream: MuJoCo's rollout stops on its first instability and
+        # repeats that state, so a stalled clock marks the step that went unstable, the last one too
+        control = np.concatenate([np.repeat(control, ns, axis=2), control[:, :, -1:]], axis=2)
+        models, starts, controls, at_start, where = [], [], [], [], []
+        for p, (env, hedge) in enumerate((e, x) for e in self.variants for x in self.hedges):
+            m, d = env.scene.model, env.scene.data
+            for i, reading in enumerate(latent):
+                if reading is None:
+                    continue
+                self._rebuild(env, reading, hedge)
+                state = np.empty(mujoco.mj_stateSize(m, _STATE))
+                mujoco.mj_getState(m, d, state, _STATE)
+                models += [m] * k
+                starts.append(np.broadcast_to(state, (k, state.size)))
+                controls.append(control[i])
+                at_start.append((d.site_xpos[env.scene.ee_site].copy(), d.xpos[self._cube_bodies].copy()))
+                where.append((p, i))
+        runs = [(np.zeros((b, k, h, 3)), np.zeros((b, k, h, n_cubes, 3))) for _ in range(len(self.hedges) *
+                                                                                         len(self.variants))]
+        if not models:
+            return runs
+        states, _ = rollout.rollout(models, self._threads, np.concatenate(starts), np.concatenate(controls),
+                                    persistent_pool=len(self._threads) > 1)
+        self.rollouts += len(models)
+        scratch = self._scratch
+        for n, ((p, i), (tool0, cubes0)) in enumerate(zip(where, at_start, strict=True)):
+            ee, objects = runs[p]
             for j in range(k):
-                self._rebuild(env, reading, hedge)  # also clears the data's warning counters
-                self.rollouts += 1
-                tool, cubes = d.site_xpos[scene.ee_site].copy(), d.xpos[self._cube_bodies].copy()
-                for t in range(h):
-                    d.ctrl[scene.actuators] = np.clip(trajs[i, j, t], self._lo, self._hi)
-                    mujoco.mj_step(m, d, nstep=env.n_substeps)
-                    if env.instability_count():
-                        # MuJoCo has reset the state: the rest of the dream holds where it last was
-                        self.diverged += 1
-                        ee[i, j, t:], objects[i, j, t:] = tool, cubes
-                        break
-                    tool, cubes = d.site_xpos[scene.ee_site].copy(), d.xpos[self._cube_bodies].copy()
+                r = n * k + j
+                clock = states[r, :, 0]
+                stalled = np.flatnonzero(np.diff(clock) <= 0)
+                good = h if not stalled.size else stalled[0] // ns  # control steps fully before it
+                self.diverged += good < h
+                tool, cubes = tool0, cubes0
+                for t in range(good):
+                    mujoco.mj_setState(models[r], scratch, states[r, (t + 1) * ns - 1], _STATE)
+                    mujoco.mj_kinematics(models[r], scratch)
+                    tool, cubes = scratch.site_xpos[self.env.scene.ee_site], scratch.xpos[self._cube_bodies]
                     ee[i, j, t], objects[i, j, t] = tool, cubes
-        return ee, objects
+                # MuJoCo reset an unstable rollout: the rest of its dream holds where it last was
+                ee[i, j, good:], objects[i, j, good:] = tool, cubes
+        return runs

@@ -82,6 +82,8 @@ def test_it_refuses_what_it_cannot_model():
         PhysicsDreamerConfig(pose_noise_mm=-1)
     with pytest.raises(ValueError, match="hedge_mm is a standard deviation"):
         PhysicsDreamerConfig(hedge_mm=-1)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        PhysicsDreamerConfig(threads=0)
     physics = PhysicsDreamer("push", "panda")
     with pytest.raises(ValueError, match="controls"):
         physics.attach([ReverieEnv("pick_place", "panda")])
@@ -160,3 +162,16 @@ def test_a_hedged_dream_is_the_average_of_dreams_from_the_cube_read_at_each_hedg
     np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
     spread = np.ptp([p.object_pos[0, 0, 0, 0, :2] for p in parts], axis=0)
     assert spread.max() > 5e-3  # the readings really differ
+
+
+def test_spread_over_threads_it_dreams_exactly_what_it_dreams_on_one():
+    _, history = _mid_episode("pick_place", 40)
+    trajs = np.concatenate([_candidates(history[-1], k=5, h=6, seed=s) for s in (0, 1)])
+    seen = [[o, o] for o in history]  # two rows: the same state, different candidates
+    one = PhysicsDreamer("pick_place", "panda", horizon=6, cfg=PhysicsDreamerConfig(hedge_mm=3))
+    three = PhysicsDreamer("pick_place", "panda", horizon=6, cfg=PhysicsDreamerConfig(hedge_mm=3, threads=3))
+    a, b = one.dream(one.encode(seen), trajs), three.dream(three.encode(seen), trajs)
+    np.testing.assert_array_equal(a.object_pos, b.object_pos)
+    np.testing.assert_array_equal(a.ee_pos, b.ee_pos)
+    assert three.rollouts == 3 * 2 * 5 and three.diverged == 0
+    assert not np.array_equal(a.object_pos[0], a.object_pos[1])  # the rows stay apart
