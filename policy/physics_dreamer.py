@@ -291,12 +291,13 @@ class PhysicsDreamer:
                 clock = states[r, :, 0]
                 stalled = np.flatnonzero(np.diff(clock) <= 0)
                 good = h if not stalled.size else stalled[0] // ns  # control steps fully before it
-                self.diverged += good < h
+                self.diverged += int(good < h)
                 tool, cubes = tool0, cubes0
                 for t in range(good):
                     mujoco.mj_setState(models[r], scratch, states[r, (t + 1) * ns - 1], _STATE)
                     mujoco.mj_kinematics(models[r], scratch)
-                    tool, cubes = scratch.site_xpos[self.env.scene.ee_site], scratch.xpos[self._cube_bodies]
+                    tool = scratch.site_xpos[self.env.scene.ee_site].copy()
+                    cubes = scratch.xpos[self._cube_bodies].copy()
                     ee[i, j, t], objects[i, j, t] = tool, cubes
                 # MuJoCo reset an unstable rollout: the rest of its dream holds where it last was
                 ee[i, j, good:], objects[i, j, good:] = tool, cubes
