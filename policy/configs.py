@@ -476,7 +476,8 @@ class BenchCycleConfig:
     """learned (the world model) or physics (MuJoCo set from the observation; Push and PickPlace).
     The oracle copies a running simulation and has no place in a robot's cycle."""
     physics: PhysicsDreamerConfig = field(default_factory=PhysicsDreamerConfig)
-    """dreamer=physics's settings (physics.variants=3 physics.spread=0.5 dreams in 3 models)."""
+    """dreamer=physics's settings (physics.variants=3 physics.spread=0.5 dreams in 3 models; physics.threads=4
+    spreads its rollouts over 4 MuJoCo threads)."""
     k: Any = field(default_factory=lambda: [1, 4, 16])
     """Candidate counts K: one number or a list."""
     steps: int | None = None
