@@ -112,6 +112,16 @@ def simplex_offsets(sigma: np.ndarray) -> np.ndarray:
     return out
 
 
+def stable_steps(states: np.ndarray, substeps: int, horizon: int) -> int:
+    """Control steps of a rollout that ran wholly before MuJoCo found it unstable, from its
+    (physics steps, state) record, one physics step past the horizon. MuJoCo's rollout stops at
+    the first warning and repeats the state of the step that raised it (a reset state, for an
+    instability), so that step is the first one its successor copies exactly; a healthy state
+    never repeats, its clock moves on."""
+    repeated = np.flatnonzero((np.diff(states, axis=0) == 0).all(axis=1))
+    return horizon if not repeated.size else min(horizon, int(repeated[0]) // substeps)
+
+
 def _turn(quats: np.ndarray, yaws: np.ndarray) -> None:
     """Rotates each (w, x, y, z) quaternion in place by its yaw (radians) about the world's z."""
     for q, yaw in zip(quats, yaws, strict=True):
@@ -259,8 +269,8 @@ class PhysicsDreamer:
         ns, n_cubes = self.env.n_substeps, len(self._cube_bodies)
         control = np.zeros((b, k, h, self.env.scene.model.nu))
         control[..., self.env.scene.actuators] = np.clip(trajs, self._lo, self._hi)
-        # one physics step more than the dream: MuJoCo's rollout stops on its first instability and
-        # repeats that state, so a stalled clock marks the step that went unstable, the last one too
+        # one physics step more than the dream, so that an instability in its last step shows too
+        # (see stable_steps)
         control = np.concatenate([np.repeat(control, ns, axis=2), control[:, :, -1:]], axis=2)
         models, starts, controls, at_start, where = [], [], [], [], []
         for p, (env, hedge) in enumerate((e, x) for e in self.variants for x in self.hedges):
@@ -288,9 +298,7 @@ class PhysicsDreamer:
             ee, objects = runs[p]
             for j in range(k):
                 r = n * k + j
-                clock = states[r, :, 0]
-                stalled = np.flatnonzero(np.diff(clock) <= 0)
-                good = h if not stalled.size else stalled[0] // ns  # control steps fully before it
+                good = stable_steps(states[r], ns, h)
                 self.diverged += int(good < h)
                 tool, cubes = tool0, cubes0
                 for t in range(good):

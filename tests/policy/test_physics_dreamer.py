@@ -8,7 +8,7 @@ import pytest
 
 from policy.configs import EvalConfig
 from policy.dreamers import OracleDreamer, make_dreamer
-from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig, simplex_offsets
+from policy.physics_dreamer import PhysicsDreamer, PhysicsDreamerConfig, simplex_offsets, stable_steps
 from sim import keys
 from sim.env import ReverieEnv
 from sim.experts import EXPERTS
@@ -175,3 +175,22 @@ def test_spread_over_threads_it_dreams_exactly_what_it_dreams_on_one():
     np.testing.assert_array_equal(a.ee_pos, b.ee_pos)
     assert three.rollouts == 3 * 2 * 5 and three.diverged == 0
     assert not np.array_equal(a.object_pos[0], a.object_pos[1])  # the rows stay apart
+
+
+def test_a_repeated_state_marks_the_control_step_that_went_unstable():
+    ns, h = 5, 4
+    rng = np.random.default_rng(0)
+    states = np.column_stack([0.002 * np.arange(1, h * ns + 2), rng.normal(size=(h * ns + 1, 3))])
+    assert stable_steps(states, ns, h) == h  # healthy: one physics step past the horizon
+    failed = states.copy()
+    failed[12] = (0.002, 0.0, 0.0, 0.0)  # step 12 (in control step 2) reset the state ...
+    failed[13:] = failed[12]  # ... and the rollout repeated it from then on
+    assert stable_steps(failed, ns, h) == 2
+    last = states.copy()
+    last[-1] = (0.002, 0.0, 0.0, 0.0)  # only the extra step past the horizon failed: the dream is whole
+    assert stable_steps(last, ns, h) == h
+    in_last = states.copy()
+    in_last[-1] = in_last[-2]  # the horizon's last physics step failed: its control step is lost
+    assert stable_steps(in_last, ns, h) == h - 1
+    first = np.broadcast_to(states[0], states.shape)
+    assert stable_steps(first, ns, h) == 0
