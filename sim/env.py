@@ -78,7 +78,7 @@ class ReverieEnv(gym.Env):
 
     def step(self, action):
         target, clipped = self._check_action(action)
-        self._unstable_before = self.instability_count()
+        self._unstable_before = self._instability_count()
         self.scene.data.ctrl[self.scene.actuators] = target
         mujoco.mj_step(self.scene.model, self.scene.data, nstep=self.n_substeps)
         self._check_physics()
@@ -146,7 +146,7 @@ class ReverieEnv(gym.Env):
                              "Use out_of_range='clip' to clamp instead.")
         return clipped_a, bool(out.any())
 
-    def instability_count(self) -> int:
+    def _instability_count(self) -> int:
         """How often MuJoCo found a bad state and silently reset the data (since the data's last
         reset)."""
         w = self.scene.data.warning
@@ -154,7 +154,7 @@ class ReverieEnv(gym.Env):
 
     def _check_physics(self) -> None:
         d = self.scene.data
-        unstable = self.instability_count() > self._unstable_before
+        unstable = self._instability_count() > self._unstable_before
         if unstable or not (np.all(np.isfinite(d.qpos)) and np.all(np.isfinite(d.qvel))):
             raise RuntimeError("simulation diverged (MuJoCo reported a bad acceleration or the "
                                "state is NaN); this is a bug in the scene or task, not in the "

@@ -37,6 +37,20 @@ def _candidates(obs, k: int, h: int, seed: int = 0) -> np.ndarray:
     return (start + drift)[None]
 
 
+def _carry(h: int = 4):
+    """PickPlace mid-carry: the environment, its last two observations as one-row history, and two
+    candidates of ``h`` steps from there."""
+    env, history = _mid_episode("pick_place", 40)
+    return env, [[o] for o in history], _candidates(history[-1], k=2, h=h)
+
+
+def _assert_the_mean_of(parts, mixed) -> None:
+    """``mixed`` dreams the average of ``parts``' positions and holding shares."""
+    np.testing.assert_allclose(mixed.object_pos, np.mean([p.object_pos for p in parts], axis=0), atol=1e-9)
+    np.testing.assert_allclose(mixed.ee_pos, np.mean([p.ee_pos for p in parts], axis=0), atol=1e-9)
+    np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
+
+
 @pytest.mark.parametrize(("task", "steps"), [("push", 30), ("pick_place", 40)])
 def test_rebuilt_from_the_observation_it_dreams_what_the_simulator_does(task, steps):
     env, history = _mid_episode(task, steps)
@@ -98,9 +112,7 @@ def test_it_refuses_what_it_cannot_model():
 
 
 def test_its_variants_dream_the_average_of_models_from_slippery_and_heavy_to_grippy_and_light():
-    env, history = _mid_episode("pick_place", 40)
-    trajs = _candidates(history[-1], k=2, h=4)
-    seen = [[o] for o in history]
+    env, seen, trajs = _carry()
     hedged = PhysicsDreamer("pick_place", "panda", horizon=4,
                             cfg=PhysicsDreamerConfig(variants=3, spread=0.5))
     body = env.scene.model.body(env.task.cubes[0]).id
@@ -109,9 +121,7 @@ def test_its_variants_dream_the_average_of_models_from_slippery_and_heavy_to_gri
     singles = [PhysicsDreamer("pick_place", "panda", horizon=4, cfg=PhysicsDreamerConfig(friction=f, mass=w))
                for f, w in ((0.5, 1.5), (1.0, 1.0), (1.5, 0.5))]
     parts = [s.dream(s.encode(seen), trajs) for s in singles]
-    mixed = hedged.dream(hedged.encode(seen), trajs)
-    np.testing.assert_allclose(mixed.object_pos, np.mean([p.object_pos for p in parts], axis=0), atol=1e-9)
-    np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
+    _assert_the_mean_of(parts, hedged.dream(hedged.encode(seen), trajs))
     with pytest.raises(ValueError, match="several variants and a spread"):
         PhysicsDreamerConfig(variants=3)
 
@@ -140,9 +150,7 @@ def test_the_hedge_points_have_the_pose_errors_mean_and_covariance(sigma):
 
 
 def test_a_hedged_dream_is_the_average_of_dreams_from_the_cube_read_at_each_hedge_point():
-    _, history = _mid_episode("pick_place", 40)
-    trajs = _candidates(history[-1], k=2, h=4)
-    seen = [[o] for o in history]
+    _, seen, trajs = _carry()
     hedged = PhysicsDreamer("pick_place", "panda", horizon=4,
                             cfg=PhysicsDreamerConfig(hedge_mm=5, hedge_deg=5))
     assert len(hedged.hedges) == 4 and np.abs(hedged.hedges[:, :2]).max() > 5e-3
@@ -157,9 +165,7 @@ def test_a_hedged_dream_is_the_average_of_dreams_from_the_cube_read_at_each_hedg
         parts.append(faithful.dream(latent, trajs))
     mixed = hedged.dream(hedged.encode(seen), trajs)
     assert hedged.rollouts == 4 * 2
-    np.testing.assert_allclose(mixed.object_pos, np.mean([p.object_pos for p in parts], axis=0), atol=1e-9)
-    np.testing.assert_allclose(mixed.ee_pos, np.mean([p.ee_pos for p in parts], axis=0), atol=1e-9)
-    np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))
+    _assert_the_mean_of(parts, mixed)
     spread = np.ptp([p.object_pos[0, 0, 0, 0, :2] for p in parts], axis=0)
     assert spread.max() > 5e-3  # the readings really differ
 
