@@ -656,6 +656,8 @@ class DeployConfig:
     dreamer: str = "learned"
     """learned (world_model=) or physics (MuJoCo set from each observation, which must then carry
     the cube poses; Push and PickPlace)."""
+    physics: PhysicsDreamerConfig = field(default_factory=PhysicsDreamerConfig)
+    """dreamer=physics's settings (physics.threads=4 spreads its rollouts over 4 MuJoCo threads)."""
     k: int = 8
     """Candidates per decision (with a planner)."""
     inpaint_guidance: float | None = None
@@ -780,6 +782,8 @@ class ServeConfig:
     world_model: str | None = None
     dreamer: str = "learned"
     """learned (world_model=) or physics (MuJoCo set from each observation; Push and PickPlace)."""
+    physics: PhysicsDreamerConfig = field(default_factory=PhysicsDreamerConfig)
+    """dreamer=physics's settings (physics.threads=4 spreads its rollouts over 4 MuJoCo threads)."""
     k: int = 8
     join_samples: int = 1
     """Chunks drawn per request behind the committed steps (one batch); the one that continues

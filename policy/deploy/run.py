@@ -16,6 +16,7 @@ from robots.safety import SafetyConfig
 
 if TYPE_CHECKING:  # the source module imports torch; the CLI loads this one before any model
     from policy.deploy.source import ChunkSource
+    from policy.physics_dreamer import PhysicsDreamerConfig
 
 DRIVERS = ("mujoco", "so101", "franka")
 """Robots ``reverie deploy`` can drive (``mujoco``: a simulated arm in its own process)."""
@@ -35,7 +36,8 @@ class LoadedSource:
 
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
                 device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8,
-                guidance: float | None = None, join_samples: int = 1, dreamer: str = "learned"):
+                guidance: float | None = None, join_samples: int = 1, dreamer: str = "learned",
+                physics: PhysicsDreamerConfig | None = None):
     """The source (``LoadedSource``) from a checkpoint (with ``planner``: the
     sample -> dream -> choose controller, dreaming with ``world_model`` or, with
     ``dreamer=physics``, a MuJoCo model of the task set from each observation; else
@@ -64,7 +66,7 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
         if (dreamer == "learned") != bool(world_model):
             raise ValueError("planner= needs world_model=RUN with dreamer=learned (the default), and no "
                              "world_model with dreamer=physics")
-        chosen = load_dreamer(dreamer, policy, [world_model] if world_model else [], device)
+        chosen = load_dreamer(dreamer, policy, [world_model] if world_model else [], device, physics)
         src = ControllerSource(Controller(policy, chosen, make_planner(planner), ControllerConfig(k=k)),
                                steps, **kw)
     else:
@@ -106,12 +108,13 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
            token_env: str = "REVERIE_TOKEN", steps: int | None = None, planner: str | None = None,
            world_model: str | None = None, k: int = 8, guidance: float | None = None,
-           join_samples: int = 1, dreamer: str = "learned") -> dict[str, Any]:
+           join_samples: int = 1, dreamer: str = "learned", physics: PhysicsDreamerConfig | None = None
+           ) -> dict[str, Any]:
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
     loaded = make_source(checkpoint, server, token_env, steps, planner=planner, world_model=world_model,
-                         k=k, guidance=guidance, join_samples=join_samples, dreamer=dreamer)
+                         k=k, guidance=guidance, join_samples=join_samples, dreamer=dreamer, physics=physics)
     source, task, arm = loaded.source, loaded.task, loaded.robot
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
@@ -127,10 +130,12 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
     p_in = float(np.percentile(inside, 95)) if inside else None
     p_b = float(np.percentile(boundary, 95)) if boundary else None
     successes = [r.success for r in reports if r.success is not None]
+    chosen = getattr(getattr(source, "controller", None), "dreamer", None)
     return {
         "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
         "source": server or checkpoint, "planner": planner, "k": k if planner else None,
         "dreamer": dreamer if planner else None,
+        "physics": dataclasses.asdict(chosen.cfg) if getattr(chosen, "name", None) == "physics" else None,
         "inpaint_guidance": getattr(source, "guidance", None),
         "join_samples": getattr(source, "join_samples", None),
         "node": dataclasses.asdict(node),
@@ -153,12 +158,13 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
 
 def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | None = None,
           device: str = "cpu", planner: str | None = None, world_model: str | None = None,
-          k: int = 8, join_samples: int = 1, dreamer: str = "learned") -> None:
+          k: int = 8, join_samples: int = 1, dreamer: str = "learned",
+          physics: PhysicsDreamerConfig | None = None) -> None:
     """Serve the checkpoint (or its controller, with ``planner``) until interrupted."""
     from policy.deploy.server import PolicyServer
 
     source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k,
-                         join_samples=join_samples, dreamer=dreamer).source
+                         join_samples=join_samples, dreamer=dreamer, physics=physics).source
     server = PolicyServer(source, host, port, os.environ.get(token_env)).start()
     print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
     try:

@@ -445,8 +445,9 @@ def test_deploy_runs_the_controller_when_given_a_planner(push_run, push_wm, tmp_
     r = json.loads(out.read_text())
     assert r["planner"] == "value" and r["k"] == 2 and r["per_episode"][0]["chunks"] >= 2
     assert main(["deploy", f"checkpoint={push_run}", "planner=value", "dreamer=physics", "k=2",
-                 "node.seconds=1", f"out={out}"]) == 0
+                 "physics.threads=2", "node.seconds=1", f"out={out}"]) == 0
     r = json.loads(out.read_text())
     assert r["dreamer"] == "physics" and r["per_episode"][0]["chunks"] >= 2
+    assert r["physics"]["threads"] == 2  # the node's dreamer took the settings given
     assert main(["deploy", f"checkpoint={push_run}", "planner=value", "dreamer=oracle",
                  "node.seconds=1"]) == 2
