@@ -333,7 +333,7 @@ class Controller:
                      "best": float(true_scores.max() - true_scores[0])}
             if dreams.shape[2] == true.shape[2]:
                 for part, names in DREAM_PARTS.items():
-                    mixed = replace(dreams.row(b), **{n: getattr(true, n)[b:b + 1] for n in names})
+                    mixed = dreams.row(b).with_parts(**{n: getattr(true, n)[b:b + 1] for n in names})
                     pick = int(np.argmax(self.planner.score(self._query(futures[b], mixed, batch[b], b))))
                     gains[f"true_{part}"] = float(true_scores[pick] - true_scores[0])
             top2 = np.sort(true_scores)[-2:] if len(true_scores) > 1 else np.zeros(2)

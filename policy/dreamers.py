@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from typing import Any, Protocol
 
 import mujoco
@@ -98,7 +97,8 @@ class LearnedDreamer:
 class EnsembleDreamer:
     """Several trained world models of one task behind the Dreamer interface: each dreams the
     same candidates and the dreams are averaged field by field (positions, and the probabilities
-    of holding, touching and success), a deep ensemble whose members' errors partly cancel."""
+    of holding, touching and success), a deep ensemble whose members' errors partly cancel. The
+    members' dreams stay as the mean's ``draws``."""
 
     name = "learned"
     exact = False
@@ -121,8 +121,7 @@ class EnsembleDreamer:
 
     def dream(self, latent: list[Any], trajs: np.ndarray) -> Dreams:
         dreams = [m.dream(z, trajs) for m, z in zip(self.members, latent, strict=True)]
-        return Dreams(**{f.name: np.mean([getattr(d, f.name) for d in dreams], axis=0)
-                         for f in fields(Dreams)})
+        return Dreams.average(dreams)
 
     def grounding(self, latent: list[Any]) -> np.ndarray | None:
         read = [m.grounding(z) for m, z in zip(self.members, latent, strict=True)]

@@ -12,13 +12,16 @@ progress    (B, K, H)          task progress in [0, 1] (the task's own dense mea
 success     (B, K, H)          probability the task has been solved by step h
 ```
 The learned world model and the simulator oracle fill the same record, so planners, evaluation
-and visualisation never care which produced it.
+and visualisation never care which produced it. A dreamer that dreams each candidate several ways
+(an ensemble's members, the physics dreamer's model variants and hedged readings) returns their
+field-by-field mean and keeps the dreams themselves as ``draws``, equally likely, so a planner can
+score each and average the scores instead of scoring the mean (``Dreams.average``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +34,8 @@ TOUCH_RADIUS = 0.06
 """Tool-to-cube-centre distance (m) counted as touching the cube."""
 LIFT_MARGIN = 0.01
 """Height (m) above resting on the table at which a cube counts as lifted."""
+FIELDS = ("ee_pos", "object_pos", "holding", "touching", "progress", "success")
+"""The predicted arrays of a ``Dreams``, each (B, K, H, ...)."""
 DREAM_PARTS = {"objects": ("object_pos", "holding", "touching"), "tool": ("ee_pos",)}
 """The parts of a dream an audit can take from the simulator one at a time, keeping the rest as
 dreamed: which part's errors cost the choice what it misses."""
@@ -46,6 +51,9 @@ class Dreams:
     touching: np.ndarray
     progress: np.ndarray
     success: np.ndarray
+    draws: tuple[Dreams, ...] = field(default=(), repr=False, compare=False)
+    """Equally likely dreams of the same candidates whose mean this is (see the module docstring);
+    empty for a single dream."""
 
     def __post_init__(self) -> None:
         b, k, h = self.progress.shape
@@ -55,6 +63,23 @@ class Dreams:
         for name, shape in want.items():
             if getattr(self, name).shape != shape:
                 raise ValueError(f"Dreams.{name} has shape {getattr(self, name).shape}, expected {shape}")
+        for d in self.draws:
+            if d.object_pos.shape != self.object_pos.shape or d.draws:
+                raise ValueError(f"a draw of shape {d.object_pos.shape} (with {len(d.draws)} draws of its "
+                                 f"own) under dreams of shape {self.object_pos.shape}; draws are single "
+                                 "dreams of the same candidates")
+
+    @classmethod
+    def average(cls, draws: Sequence[Dreams]) -> Dreams:
+        """The field-by-field mean of equally likely dreams of the same candidates, keeping them as
+        its ``draws`` (a single dream is returned as it is)."""
+        if len(draws) == 1:
+            return draws[0]
+        return cls(**{n: np.mean([getattr(d, n) for d in draws], axis=0) for n in FIELDS}, draws=tuple(draws))
+
+    def with_parts(self, **parts: np.ndarray) -> Dreams:
+        """These dreams with some fields replaced, in the mean and in every draw alike."""
+        return replace(self, **parts, draws=tuple(replace(d, **parts) for d in self.draws))
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -63,15 +88,16 @@ class Dreams:
 
     def row(self, b: int) -> Dreams:
         """Observation ``b``'s K dreams, keeping a batch axis of 1."""
-        return Dreams(**{f.name: getattr(self, f.name)[b:b + 1] for f in fields(self)})
+        return Dreams(**{n: getattr(self, n)[b:b + 1] for n in FIELDS},
+                      draws=tuple(d.row(b) for d in self.draws))
 
     def take_row(self, b: int) -> dict[str, np.ndarray]:
         """Observation ``b``'s fields without the B axis: (K, H, ...) each."""
-        return {f.name: getattr(self, f.name)[b] for f in fields(self)}
+        return {n: getattr(self, n)[b] for n in FIELDS}
 
     def take(self, b: int, k: int) -> dict[str, np.ndarray]:
         """Candidate ``k`` of observation ``b``: each field without the B and K axes."""
-        return {f.name: getattr(self, f.name)[b, k] for f in fields(self)}
+        return {n: getattr(self, n)[b, k] for n in FIELDS}
 
 
 def holding_label(object_pos: np.ndarray, cube_half: float) -> np.ndarray:

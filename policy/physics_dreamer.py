@@ -16,7 +16,8 @@ purpose, to measure how much the choice depends on a faithful simulator.
 With ``variants`` it dreams each candidate in several such models and averages the dreams; with
 ``hedge_mm`` (and ``hedge_deg``) it does the same over readings of the cubes spread as a pose
 estimator's error would be, so the choice favours futures that hold up if the cube is not
-quite where it was seen. All rollouts of a decision go to MuJoCo's ``rollout`` in one call,
+quite where it was seen. The single dreams stay as the mean's ``draws``, for a planner that
+scores each (``value.score_draws``). All rollouts of a decision go to MuJoCo's ``rollout`` in one call,
 spread over ``threads``. A
 rollout MuJoCo finds unstable (it then resets the state) is held at its last good step and
 counted (``diverged``), so no dream shows a reset state. Measured in BENCHMARKS.md ("A dreamer
@@ -251,14 +252,11 @@ class PhysicsDreamer:
         b, k, h, _ = trajs.shape
         if len(latent) != b:
             raise ValueError(f"{len(latent)} observed states for {b} batches of trajectories")
-        cube_half = self.env.task.ws.cube_half
-        runs = self._roll_out(latent, trajs)
-        ee, objects = (np.mean([r[x] for r in runs], axis=0) for x in (0, 1))
-        held = np.mean([holding_label(o, cube_half) for _, o in runs], axis=0)
-        touched = np.mean([touching_label(e, o) for e, o in runs], axis=0)
-        zeros = np.zeros((b, k, h))
-        return Dreams(ee_pos=ee, object_pos=objects, holding=held, touching=touched, progress=zeros,
-                      success=zeros.copy())
+        half = self.env.task.ws.cube_half
+        return Dreams.average([Dreams(ee_pos=ee, object_pos=objects, holding=holding_label(objects, half),
+                                      touching=touching_label(ee, objects), progress=np.zeros((b, k, h)),
+                                      success=np.zeros((b, k, h)))
+                               for ee, objects in self._roll_out(latent, trajs)])
 
     def _roll_out(self, latent: list[_Reading | None], trajs: np.ndarray
                   ) -> list[tuple[np.ndarray, np.ndarray]]:

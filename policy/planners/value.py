@@ -10,12 +10,14 @@ score = w_progress * progress[H] + w_success * P(success by H)
 ```
 With ``objective`` on, a learned dream's progress and success are computed from its dreamed
 positions by the task's own definition (``policy/planners/objective.py``) where the task allows
-it, instead of read from the world model's heads.
+it, instead of read from the world model's heads. With ``score_draws`` on, a dream that is the
+mean of several (``Dreams.draws``) is scored as the mean of its draws' terms: the expected score,
+not the score of the expected dream.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,6 +49,12 @@ class ValuePlannerConfig:
     """Score learned dreams by the task's progress computed from the dreamed tool and cube
     positions (Push and the pick-and-place tasks; on Sort only with a grounded instruction) rather than by the
     world model's progress and success heads. Simulator dreams keep their exact progress."""
+    score_draws: bool = False
+    """Where the dreamer averaged several dreams of each candidate (an ensemble's members, the
+    physics dreamer's variants and hedged readings), average the terms scored on each dream
+    instead of scoring the averaged dream. Progress jumps at a grasp, so a grasp that lands in
+    half the dreams scores half a grasp's progress, where the averaged dream shows a half-lifted
+    cube that scores as none."""
 
     def __post_init__(self) -> None:
         for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin", "push_ready"):
@@ -63,6 +71,12 @@ class ValuePlanner:
     def terms(self, q: PlanQuery, grounding: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Each score term per candidate, (K,) each, before weighting. ``grounding``:
         P(object, target | instruction), where a planner that reads the instruction has one."""
+        if self.cfg.score_draws and q.dreams.draws and not q.exact:
+            each = [self._terms(replace(q, dreams=d), grounding) for d in q.dreams.draws]
+            return {name: np.mean([t[name] for t in each], axis=0) for name in each[0]}
+        return self._terms(q, grounding)
+
+    def _terms(self, q: PlanQuery, grounding: np.ndarray | None) -> dict[str, np.ndarray]:
         d, c = q.dreams, self.cfg
         progress, success = d.progress[0, :, -1], d.success[0].max(-1)
         if c.objective and not q.exact:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,11 +13,11 @@ from policy.checkpoint import load_policy
 from policy.cli import main
 from policy.controller import Controller, ControllerConfig, dream_inputs
 from policy.dreamers import OracleDreamer
-from policy.dreams import Dreams
+from policy.dreams import FIELDS, Dreams
 from policy.evaluation import Displacement, evaluate
 from policy.planners.base import Choice, PlanQuery
 from policy.planners.registry import PLANNERS, make_planner
-from policy.planners.value import ValuePlanner
+from policy.planners.value import ValuePlanner, ValuePlannerConfig
 from sim import keys
 from sim.env import ReverieEnv
 from sim.language import SceneVocabulary
@@ -54,6 +55,39 @@ def test_value_planner_weighs_progress_collision_and_jerk():
     assert p.choose(PlanQuery(jerky, _dreams(2, 6, progress=[0.5, 0.5]))).index == 1
     with pytest.raises(ValueError, match="must be >= 0"):
         make_planner("value", jerk=-1.0)
+
+
+def _still(k_positions) -> Dreams:
+    """One PickPlace dream per (tool, cube) pair of positions, held for 4 steps."""
+    tool = np.array([t for t, _ in k_positions], dtype=float)[None, :, None].repeat(4, 2)
+    cube = np.array([c for _, c in k_positions], dtype=float)[None, :, None, None].repeat(4, 2)
+    held = (cube[..., 2] > 0.03).astype(float)
+    return Dreams(tool, cube, held, np.zeros_like(held), np.zeros((1, len(k_positions), 4)),
+                  np.zeros((1, len(k_positions), 4)))
+
+
+def test_value_planner_can_score_each_draw_of_an_averaged_dream():
+    """Candidate 0's grasp lands in one reading of the cube and misses in the other; candidate 1
+    lifts the cube in both but carries it nowhere. The averaged dream shows candidate 0 half-lifted
+    and half-carried, which the staged progress scores above candidate 1; scored draw by draw,
+    candidate 0 is worth the mean of a carried cube and a missed one, below candidate 1."""
+    cube0, lifted, carried = [0.5, 0.0, 0.02], [0.5, 0.0, 0.12], [0.5, 0.1, 0.12]
+    draws = [_still([(carried, carried), (lifted, lifted)]), _still([(carried, cube0), (lifted, lifted)])]
+    mean = Dreams.average(draws)
+    assert mean.draws == tuple(draws) and Dreams.average(draws[:1]) is draws[0]
+    np.testing.assert_allclose(mean.object_pos[0, 0, -1, 0], [0.5, 0.05, 0.07])
+    obs = {keys.OBJECT_POSES: np.array([[*cube0, 1, 0, 0, 0]]), keys.GOAL: np.array([0.5, 0.2, 0.0])}
+    query = PlanQuery(np.zeros((2, 4, 8)), mean, None, obs, task="pick_place", robot="panda", start=obs)
+    expected = ValuePlanner(ValuePlannerConfig(score_draws=True))
+    each = [expected.score(dataclasses.replace(query, dreams=d)) for d in draws]
+    np.testing.assert_allclose(expected.score(query), np.mean(each, axis=0))
+    assert expected.choose(query).index == 1 and ValuePlanner().choose(query).index == 0
+    # an audit's mixed dream replaces its part in every draw too
+    true_cubes = mean.object_pos[:, ::-1]
+    mixed = mean.with_parts(object_pos=true_cubes)
+    assert len(mixed.draws) == 2 and all(d.object_pos is true_cubes for d in (mixed, *mixed.draws))
+    with pytest.raises(ValueError, match="draws are single dreams of the same candidates"):
+        Dreams(*(getattr(mean, n) for n in FIELDS), draws=(_still([(cube0, cube0)]),))
 
 
 def test_dream_inputs_drop_the_past_and_hold_the_last_target():

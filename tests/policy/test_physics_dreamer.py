@@ -45,7 +45,12 @@ def _carry(h: int = 4):
 
 
 def _assert_the_mean_of(parts, mixed) -> None:
-    """``mixed`` dreams the average of ``parts``' positions and holding shares."""
+    """``mixed`` dreams the average of ``parts``' positions and holding shares, and keeps each
+    part's dream as one of its draws, for a planner that scores them one by one."""
+    assert len(mixed.draws) == len(parts)
+    for draw, part in zip(mixed.draws, parts, strict=True):
+        np.testing.assert_allclose(draw.object_pos, part.object_pos, atol=1e-9)
+        np.testing.assert_array_equal(draw.holding, part.holding)
     np.testing.assert_allclose(mixed.object_pos, np.mean([p.object_pos for p in parts], axis=0), atol=1e-9)
     np.testing.assert_allclose(mixed.ee_pos, np.mean([p.ee_pos for p in parts], axis=0), atol=1e-9)
     np.testing.assert_allclose(mixed.holding, np.mean([p.holding for p in parts], axis=0))

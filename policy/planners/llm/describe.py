@@ -59,7 +59,7 @@ class Outcome:
 
 def outcomes(dreams: Dreams, observation: dict, vocab: SceneVocabulary) -> list[Outcome]:
     """One ``Outcome`` per candidate of a one-row ``Dreams`` (see ``Dreams.row``)."""
-    d = {k: v[0] for k, v in vars(dreams).items()}  # (K, H, ...)
+    d = dreams.take_row(0)  # (K, H, ...)
     n_obj = d["object_pos"].shape[2]
     if n_obj != len(vocab.objects):
         raise ValueError(f"dreams have {n_obj} objects but the vocabulary names {len(vocab.objects)}")
