@@ -143,6 +143,8 @@ def cmd_eval(overrides: list[str]) -> None:
         r["world_model"] = c.world_model
     if c.ensemble:
         r["ensemble"] = list(c.ensemble)
+    if c.planner:
+        r["value"] = dataclasses.asdict(c.value)  # the value score's weights, as the planner used them
     if c.planner and c.dreamer == "physics":
         r["physics"] = dataclasses.asdict(c.physics)
     if c.rerun:

@@ -211,9 +211,10 @@ def test_displacement_moves_the_cube_mid_episode():
 def test_eval_cli_runs_the_controller_and_names_missing_pieces(push_run, tmp_path, capsys):
     out = tmp_path / "e.json"
     assert main(["eval", f"checkpoint={push_run}", "episodes=1", "batch=1", "planner=value", "dreamer=oracle",
-                 "k=2", "refine=2", f"out={out}"]) == 0
+                 "k=2", "refine=2", "value.score_draws=true", f"out={out}"]) == 0
     r = json.loads(out.read_text())
     assert r["controller"]["k"] == 2 and r["controller"]["refinement"]["count"] > 0
+    assert r["value"]["score_draws"] is True  # the planner's settings are in the record
     capsys.readouterr()
     assert main(["eval", f"checkpoint={push_run}", "planner=value"]) == 2
     assert "needs world_model=RUN" in capsys.readouterr().err
