@@ -78,10 +78,11 @@ def test_value_planner_can_score_each_draw_of_an_averaged_dream():
     np.testing.assert_allclose(mean.object_pos[0, 0, -1, 0], [0.5, 0.05, 0.07])
     obs = {keys.OBJECT_POSES: np.array([[*cube0, 1, 0, 0, 0]]), keys.GOAL: np.array([0.5, 0.2, 0.0])}
     query = PlanQuery(np.zeros((2, 4, 8)), mean, None, obs, task="pick_place", robot="panda", start=obs)
-    expected = ValuePlanner(ValuePlannerConfig(score_draws=True))
+    expected = ValuePlanner()  # the default scores each draw
     each = [expected.score(dataclasses.replace(query, dreams=d)) for d in draws]
     np.testing.assert_allclose(expected.score(query), np.mean(each, axis=0))
-    assert expected.choose(query).index == 1 and ValuePlanner().choose(query).index == 0
+    assert expected.choose(query).index == 1
+    assert ValuePlanner(ValuePlannerConfig(score_draws=False)).choose(query).index == 0
     # an audit's mixed dream replaces its part in every draw too
     true_cubes = mean.object_pos[:, ::-1]
     mixed = mean.with_parts(object_pos=true_cubes)
@@ -211,10 +212,10 @@ def test_displacement_moves_the_cube_mid_episode():
 def test_eval_cli_runs_the_controller_and_names_missing_pieces(push_run, tmp_path, capsys):
     out = tmp_path / "e.json"
     assert main(["eval", f"checkpoint={push_run}", "episodes=1", "batch=1", "planner=value", "dreamer=oracle",
-                 "k=2", "refine=2", "value.score_draws=true", f"out={out}"]) == 0
+                 "k=2", "refine=2", "value.score_draws=false", f"out={out}"]) == 0
     r = json.loads(out.read_text())
     assert r["controller"]["k"] == 2 and r["controller"]["refinement"]["count"] > 0
-    assert r["value"]["score_draws"] is True  # the planner's settings are in the record
+    assert r["value"]["score_draws"] is False  # the planner's settings are in the record
     capsys.readouterr()
     assert main(["eval", f"checkpoint={push_run}", "planner=value"]) == 2
     assert "needs world_model=RUN" in capsys.readouterr().err
