@@ -17,11 +17,10 @@ With ``variants`` it dreams each candidate in several such models and averages t
 ``hedge_mm`` (and ``hedge_deg``) it does the same over readings of the cubes spread as a pose
 estimator's error would be, so the choice favours futures that hold up if the cube is not
 quite where it was seen. The single dreams stay as the mean's ``draws``, for a planner that
-scores each (``value.score_draws``). All rollouts of a decision go to MuJoCo's ``rollout`` in one call,
-spread over ``threads``. A
-rollout MuJoCo finds unstable (it then resets the state) is held at its last good step and
-counted (``diverged``), so no dream shows a reset state. Measured in BENCHMARKS.md ("A dreamer
-rebuilt from the observation").
+scores each (``value.score_draws``). All rollouts of a decision go to MuJoCo's ``rollout`` in
+one call, spread over ``threads``. A rollout MuJoCo finds unstable (it then resets the state) is
+held at its last good step and counted (``diverged``), so no dream shows a reset state. Measured
+in BENCHMARKS.md ("A dreamer rebuilt from the observation").
 
 Its progress and success are left to the planner, which computes them from the dreamed positions
 by the task's own definition (``policy/planners/objective.py``); so it dreams only the tasks whose
