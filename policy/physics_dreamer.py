@@ -74,15 +74,9 @@ class PhysicsDreamerConfig:
     only works if the pose estimate is exact then scores below one that works nearby too. The
     points are a regular simplex (n + 1 points at sqrt(n) standard deviations, whose mean and
     covariance are the error's), over the n hedged dimensions: x and y, and yaw with
-    ``hedge_deg``. Every cube moves by the same offset, except one the robot touches (see
-    ``hedge_touching``). It multiplies the rollouts by n + 1."""
+    ``hedge_deg``. Every cube moves by the same offset. It multiplies the rollouts by n + 1."""
     hedge_deg: float = 0.0
     """Standard deviation (degrees) of the cube yaw error to hedge against (see ``hedge_mm``)."""
-    hedge_touching: bool = False
-    """Also move the cubes the robot touches in the observed state. Off, such a cube stays where
-    it is seen in every reading: the contact pins it, and a reading a few millimetres off puts it
-    inside the fingers or the tool (a held cube then bursts out of the grasp in the dream) or
-    off a pusher that is pushing it."""
     threads: int = 1
     """Threads MuJoCo spreads the rollouts over (its own pool; 1 runs them on the calling thread)."""
 
@@ -243,27 +237,11 @@ class PhysicsDreamer:
         mujoco.mj_resetData(m, d)
         scene.set_robot(r.joints, r.gripper)
         d.qvel[scene.arm_qvel] = r.joint_vel
-        self._place(env, r.cubes, r.cube_vel)
-        if not hedge.any():
-            return
-        moved = r.cubes.copy()
-        free = np.ones(len(moved), dtype=bool)
-        if not self.cfg.hedge_touching:
-            free = np.array([not scene.in_contact(name, scene.robot_bodies) for name in env.task.cubes])
-        moved[free, :2] += hedge[:2]
+        cubes = r.cubes.copy()
+        cubes[:, :2] += hedge[:2]
         if hedge[2]:
-            turned = moved[free, 3:]  # a copy, turned in place
-            _turn(turned, np.full(len(turned), hedge[2]))
-            moved[free, 3:] = turned
-        if free.any():
-            self._place(env, moved, r.cube_vel)
-
-    @staticmethod
-    def _place(env: ReverieEnv, cubes: np.ndarray, velocities: np.ndarray) -> None:
-        """Sets each cube's pose and linear velocity, and the derived quantities (contacts too)."""
-        scene = env.scene
-        m, d = scene.model, scene.data
-        for name, pose, vel in zip(env.task.cubes, cubes, velocities, strict=True):
+            _turn(cubes[:, 3:], np.full(len(cubes), hedge[2]))
+        for name, pose, vel in zip(env.task.cubes, cubes, r.cube_vel, strict=True):
             scene.set_object_pose(name, pose)
             dof = m.joint(f"{name}_joint").dofadr[0]
             d.qvel[dof:dof + 3] = vel
