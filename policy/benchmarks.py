@@ -37,7 +37,8 @@ def untrained_policy(task: str, robot: str, preset: str) -> DiffusionPolicy:
 
 
 def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int], repeats: int = 50,
-                  scheduler: str | None = None, compile: bool = False) -> dict[str, Any]:
+                  scheduler: str | None = None, compile: bool = False,
+                  compile_mode: str = "default") -> dict[str, Any]:
     """p50/p95 ms of observation dict -> K candidate trajectories (and the chunk), per (K, steps).
 
     Timed path: flatten and normalise the observation, encode, sample K trajectories with
@@ -47,7 +48,7 @@ def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int],
     if scheduler:
         policy.cfg.scheduler = scheduler
     if compile:
-        policy.denoiser.forward = torch.compile(policy.denoiser.forward, dynamic=False)
+        policy.compile_denoiser(compile_mode)
     env = gym.make(env_id(policy.shapes.task, policy.shapes.robot))
     obs, _ = env.reset(seed=0)
     env.close()
@@ -78,7 +79,7 @@ def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int],
     return {"task": policy.shapes.task, "robot": policy.shapes.robot, "scheduler": policy.cfg.scheduler,
             "preset": policy.cfg.preset, "down_dims": policy.cfg.dims,
             "params": sum(p.numel() for p in policy.parameters()), "device": str(dev),
-            "threads": torch.get_num_threads(), "compile": compile, "results": results,
+            "threads": torch.get_num_threads(), "compile": compile and compile_mode, "results": results,
             "machine": machine()}
 
 
@@ -89,13 +90,17 @@ def load_for_bench(ckpt: str | None, task: str, robot: str, preset: str, device:
 
 
 def bench_cycle(policy: DiffusionPolicy, dreamer, ks: list[int], steps: int | None = None,
-                refine: int = 0, repeats: int = 30) -> dict[str, Any]:
+                refine: int = 0, repeats: int = 30, compile_mode: str | None = None) -> dict[str, Any]:
     """p50/p95 ms of one whole control cycle for one robot: observation -> K candidates -> dreams ->
     value scores -> chosen chunk (optionally refined), against the time the robot spends executing
     the previous chunk (Ta control steps): the cycle must fit inside it so the robot never waits.
-    ``dreamer``: a learned one (a world model) or ``physics`` (one that reads observations only)."""
+    ``dreamer``: a learned one (a world model) or ``physics`` (one that reads observations only).
+    ``compile_mode``: torch.compile the denoiser in that mode first (None: eager)."""
     from policy.controller import Controller, ControllerConfig
     from policy.planners.registry import make_planner
+
+    if compile_mode:
+        policy.compile_denoiser(compile_mode)
 
     env = gym.make(env_id(policy.shapes.task, policy.shapes.robot))
     obs, _ = env.reset(seed=0)
@@ -120,7 +125,7 @@ def bench_cycle(policy: DiffusionPolicy, dreamer, ks: list[int], steps: int | No
                         "fits_in_chunk": times[round(0.95 * (len(times) - 1))] < budget_ms})
     return {"task": policy.shapes.task, "robot": policy.shapes.robot,
             "steps": steps or policy.cfg.num_inference_steps, "refine": refine, "dreamer": dreamer.name,
-            "chunk_execution_ms": budget_ms, "threads": torch.get_num_threads(),
+            "chunk_execution_ms": budget_ms, "threads": torch.get_num_threads(), "compile": compile_mode,
             "device": str(policy.obs_norm.centre.device), "results": results, "machine": machine()}
 
 

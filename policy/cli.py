@@ -261,7 +261,8 @@ def cmd_bench(overrides: list[str]) -> None:
         policy = load_policy(c.checkpoint, device=c.device)
         learned = c.dreamer == "learned"
         dreamer = load_dreamer(c.dreamer, policy, [c.world_model] if learned else [], c.device, c.physics)
-        r = bench_cycle(policy, dreamer, c.k, c.steps, c.refine, c.repeats)
+        r = bench_cycle(policy, dreamer, c.k, c.steps, c.refine, c.repeats,
+                        c.compile_mode if c.compile else None)
         r.update(checkpoint=c.checkpoint, world_model=c.world_model if learned else None,
                  physics=dataclasses.asdict(c.physics) if c.dreamer == "physics" else None)
     else:
@@ -272,7 +273,7 @@ def cmd_bench(overrides: list[str]) -> None:
         if c.threads:
             torch.set_num_threads(c.threads)
         policy = load_for_bench(c.checkpoint, c.task, c.robot, c.preset, c.device)
-        r = bench_latency(policy, c.k, c.steps, c.repeats, c.scheduler, c.compile)
+        r = bench_latency(policy, c.k, c.steps, c.repeats, c.scheduler, c.compile, c.compile_mode)
         r["checkpoint"] = c.checkpoint
     _print_json(r, c.out)
 

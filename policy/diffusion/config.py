@@ -17,6 +17,11 @@ from typing import Any
 
 from sim.data.format import STATE
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""torch.compile modes ``DiffusionPolicy.compile_denoiser`` accepts."""
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+"""The modes that replay the compiled denoiser as CUDA graphs."""
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"down_dims": [32, 64, 128], "step_embed_dim": 32},
     "small": {"down_dims": [64, 128, 256], "step_embed_dim": 64},

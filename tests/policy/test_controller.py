@@ -249,6 +249,19 @@ def test_bench_cycle_times_whole_cycles_against_the_chunk(push_run, push_wm, tmp
     r = json.loads(out.read_text())
     assert r["dreamer"] == "physics" and r["world_model"] is None
     assert r["results"][0]["parts_p50_ms"]["dream"] > 0
+    assert r["compile"] is None
+    assert main(["bench", "cycle", f"checkpoint={push_run}", "compile=true", "compile_mode=fast"]) == 2
+
+
+def test_bench_cycle_compiles_the_denoiser_in_the_mode_asked(push_run, push_wm, tmp_path, monkeypatch):
+    from policy.diffusion.policy import DiffusionPolicy
+
+    modes = []
+    monkeypatch.setattr(DiffusionPolicy, "compile_denoiser", lambda self, mode: modes.append(mode))
+    out = tmp_path / "cycle.json"
+    assert main(["bench", "cycle", f"checkpoint={push_run}", f"world_model={push_wm}", "k=[2]", "repeats=1",
+                 "compile=true", "compile_mode=reduce-overhead", f"out={out}"]) == 0
+    assert modes == ["reduce-overhead"] and json.loads(out.read_text())["compile"] == "reduce-overhead"
 
 
 def test_learned_controller_drives_episodes(policy, push_wm):

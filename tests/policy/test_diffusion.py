@@ -84,6 +84,50 @@ def test_sample_shapes_bounds_and_determinism(scheduler):
     assert not torch.allclose(a[:, 0], a[:, 1])  # K candidates differ
 
 
+def test_compile_denoiser_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match=r"unknown compile mode 'fastest'.*reduce-overhead"):
+        tiny_policy().compile_denoiser("fastest")
+
+
+def test_cuda_graph_modes_mark_each_step_and_copy_the_output_out(monkeypatch):
+    """A CUDA-graph replay returns the same static buffer every step and overwrites it on the next
+    one: the wrapper must start a new graph step per call and hand back a copy, so the samples
+    equal eager ones exactly."""
+    policy = tiny_policy()
+    obs = torch.randn(2, 2, 11)
+    eager = policy.sample(obs, k=3, generator=torch.Generator().manual_seed(1))
+    static: dict[str, torch.Tensor] = {}
+
+    def replaying(fn, **_):
+        def run(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            buf = static.setdefault("out", torch.empty_like(out))
+            return buf.copy_(out)
+        return run
+
+    steps = []
+    monkeypatch.setattr(torch, "compile", replaying)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
+    policy.compile_denoiser("reduce-overhead")
+    graphed = policy.sample(obs, k=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(graphed, eager)
+    assert len(steps) == policy.cfg.num_inference_steps
+    with torch.no_grad():
+        cond = policy.encode(obs).repeat_interleave(3, dim=0)
+        out = policy.denoiser(torch.zeros(6, 8, 8), torch.zeros(6, dtype=torch.long), cond)
+    assert out.data_ptr() != static["out"].data_ptr()
+
+
+@pytest.mark.slow
+def test_compiled_denoiser_samples_as_eager():
+    policy = tiny_policy()
+    obs = torch.randn(2, 2, 11)
+    eager = policy.sample(obs, k=3, generator=torch.Generator().manual_seed(1))
+    policy.compile_denoiser("default")
+    compiled = policy.sample(obs, k=3, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(compiled, eager, atol=1e-4)
+
+
 def test_inpainting_holds_kept_steps_exactly():
     policy = tiny_policy()
     obs = torch.randn(2, 2, 11)
