@@ -7,6 +7,7 @@ score = w_progress * progress[H] + w_success * P(success by H)
         - w_limits * share of targets within limit_margin of a joint limit
         + w_push_ready * (tasks that slide a cube, until it arrives) how squarely the dream ends
           with the tool behind the cube, facing its target
+        - w_risk * (dreams with several draws) the spread of the score across the draws
 ```
 With ``objective`` on, a learned dream's progress and success are computed from its dreamed
 positions by the task's own definition (``policy/planners/objective.py``) where the task allows
@@ -59,8 +60,15 @@ class ValuePlannerConfig:
     (0.490 against 0.543); scored draw by draw it does not (0.550; BENCHMARKS.md). False scores the
     averaged dream, as sessions before 23 did (the ensemble and variants figures)."""
 
+    risk: float = 0.0
+    """Weight of the spread (standard deviation) of a candidate's score across its draws, where the
+    dreamer has several (an ensemble's members, the physics dreamer's variants): pessimism where
+    the dreams disagree, as a grasp that lands in one model's dream and misses in another's is
+    the choice a single dream most often gets wrong. 0 (the default) ranks by the expected score."""
+
     def __post_init__(self) -> None:
-        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin", "push_ready"):
+        for name in ("progress", "success", "collision", "jerk", "limits", "limit_margin", "push_ready",
+                     "risk"):
             if getattr(self, name) < 0:
                 raise ValueError(f"value planner weight {name} must be >= 0, got {getattr(self, name)}")
 
@@ -76,7 +84,8 @@ class ValuePlanner:
         P(object, target | instruction), where a planner that reads the instruction has one."""
         if self.cfg.score_draws and q.dreams.draws and not q.exact:
             each = [self._terms(replace(q, dreams=d), grounding) for d in q.dreams.draws]
-            return {name: np.mean([t[name] for t in each], axis=0) for name in each[0]}
+            mean = {name: np.mean([t[name] for t in each], axis=0) for name in each[0]}
+            return {**mean, "spread": np.std([self._weigh(t) for t in each], axis=0)}
         return self._terms(q, grounding)
 
     def _terms(self, q: PlanQuery, grounding: np.ndarray | None) -> dict[str, np.ndarray]:
@@ -95,7 +104,8 @@ class ValuePlanner:
             near = close[..., :-1].mean((1, 2))
         ready = push_readiness(q) * (success < 0.5) if c.push_ready else np.zeros(len(q.candidates))
         return {"progress": progress, "success": success,
-                "collision": (below | off_table).mean(-1), "jerk": jerk, "limits": near, "push_ready": ready}
+                "collision": (below | off_table).mean(-1), "jerk": jerk, "limits": near, "push_ready": ready,
+                "spread": np.zeros(len(q.candidates))}
 
     def score(self, q: PlanQuery, grounding: np.ndarray | None = None) -> np.ndarray:
         return self._weigh(self.terms(q, grounding))
@@ -103,7 +113,8 @@ class ValuePlanner:
     def _weigh(self, t: dict[str, np.ndarray]) -> np.ndarray:
         c = self.cfg
         return (c.progress * t["progress"] + c.success * t["success"] - c.collision * t["collision"]
-                - c.jerk * t["jerk"] - c.limits * t["limits"] + c.push_ready * t["push_ready"])
+                - c.jerk * t["jerk"] - c.limits * t["limits"] + c.push_ready * t["push_ready"]
+                - c.risk * t["spread"])
 
     def choose(self, q: PlanQuery) -> Choice:
         terms = self.terms(q)

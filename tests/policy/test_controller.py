@@ -91,6 +91,25 @@ def test_value_planner_can_score_each_draw_of_an_averaged_dream():
         Dreams(*(getattr(mean, n) for n in FIELDS), draws=(_still([(cube0, cube0)]),))
 
 
+def test_value_planner_risk_weight_prefers_the_candidate_its_dreams_agree_on():
+    """Candidate 0 carries the cube towards the pad in one model's dream and only lifts it in the
+    other's; candidate 1 lifts it in both. Candidate 0's expected score is higher; with enough
+    weight on the spread, the candidate both dreams agree on wins."""
+    cube0, lifted, carried = [0.5, 0.0, 0.02], [0.5, 0.0, 0.12], [0.5, 0.1, 0.12]
+    draws = [_still([(carried, carried), (lifted, lifted)]), _still([(lifted, lifted), (lifted, lifted)])]
+    obs = {keys.OBJECT_POSES: np.array([[*cube0, 1, 0, 0, 0]]), keys.GOAL: np.array([0.5, 0.2, 0.0])}
+    query = PlanQuery(np.zeros((2, 4, 8)), Dreams.average(draws), None, obs, task="pick_place",
+                      robot="panda", start=obs)
+    terms = ValuePlanner().terms(query)
+    assert terms["spread"][0] > 0 and terms["spread"][1] == 0
+    assert ValuePlanner().choose(query).index == 0
+    assert ValuePlanner(ValuePlannerConfig(risk=2.0)).choose(query).index == 1
+    single = dataclasses.replace(query, dreams=draws[0])
+    assert not ValuePlanner(ValuePlannerConfig(risk=2.0)).terms(single)["spread"].any()
+    with pytest.raises(ValueError, match="risk must be >= 0"):
+        ValuePlannerConfig(risk=-1.0)
+
+
 def test_dream_inputs_drop_the_past_and_hold_the_last_target():
     traj = np.arange(8 * 2, dtype=float).reshape(8, 2)
     out = dream_inputs(traj, n_obs_steps=2, horizon=8)
