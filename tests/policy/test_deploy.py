@@ -251,7 +251,10 @@ def test_with_a_continuing_policy_the_node_adds_no_jump_or_hold_at_chunk_joins_e
     joint1 = np.stack([a for _, a in arm.sent])[20:, 0]
     slope, offset = np.polyfit(times, joint1, 1)
     assert slope == pytest.approx(RampSource.velocity[0] / 0.1, rel=0.05)  # 0.01 rad per 0.1 s plan step
-    assert np.abs(joint1 - (slope * times + offset)).max() < 0.002
+    # A hold or catch-up at a join is off the line by a whole plan step's motion (0.01 rad). The
+    # spy stamps each command with its own clock read, after the node's: a thread preempted in
+    # between on a loaded machine shows as up to a few tens of ms (0.1 rad/s) of apparent error.
+    assert np.abs(joint1 - (slope * times + offset)).max() < 0.005
 
 
 def test_the_command_passes_each_target_mid_step_as_the_zero_order_hold_it_was_trained_on():
