@@ -37,8 +37,7 @@ def untrained_policy(task: str, robot: str, preset: str) -> DiffusionPolicy:
 
 
 def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int], repeats: int = 50,
-                  scheduler: str | None = None, compile: bool = False,
-                  compile_mode: str = "default") -> dict[str, Any]:
+                  scheduler: str | None = None, compile_mode: str | None = None) -> dict[str, Any]:
     """p50/p95 ms of observation dict -> K candidate trajectories (and the chunk), per (K, steps).
 
     Timed path: flatten and normalise the observation, encode, sample K trajectories with
@@ -47,7 +46,7 @@ def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int],
     policy = policy.eval()
     if scheduler:
         policy.cfg.scheduler = scheduler
-    if compile:
+    if compile_mode:
         policy.compile_denoiser(compile_mode)
     env = gym.make(env_id(policy.shapes.task, policy.shapes.robot))
     obs, _ = env.reset(seed=0)
@@ -79,7 +78,7 @@ def bench_latency(policy: DiffusionPolicy, ks: list[int], steps_list: list[int],
     return {"task": policy.shapes.task, "robot": policy.shapes.robot, "scheduler": policy.cfg.scheduler,
             "preset": policy.cfg.preset, "down_dims": policy.cfg.dims,
             "params": sum(p.numel() for p in policy.parameters()), "device": str(dev),
-            "threads": torch.get_num_threads(), "compile": compile and compile_mode, "results": results,
+            "threads": torch.get_num_threads(), "compile": compile_mode, "results": results,
             "machine": machine()}
 
 

@@ -273,7 +273,7 @@ def cmd_bench(overrides: list[str]) -> None:
         if c.threads:
             torch.set_num_threads(c.threads)
         policy = load_for_bench(c.checkpoint, c.task, c.robot, c.preset, c.device)
-        r = bench_latency(policy, c.k, c.steps, c.repeats, c.scheduler, c.compile, c.compile_mode)
+        r = bench_latency(policy, c.k, c.steps, c.repeats, c.scheduler, c.compile_mode if c.compile else None)
         r["checkpoint"] = c.checkpoint
     _print_json(r, c.out)
 

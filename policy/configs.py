@@ -8,7 +8,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from policy.deploy.config import NodeConfig
-from policy.diffusion.config import COMPILE_MODES, DiffusionConfig
+from policy.diffusion.config import DiffusionConfig, check_compile_mode
 from policy.physics_dreamer import PhysicsDreamerConfig
 from policy.planners.llm.config import LLMConfig
 from policy.planners.value import ValuePlannerConfig
@@ -16,11 +16,6 @@ from policy.world_model.config import WorldModelConfig, check_execute
 from robots.registry import get_robot
 from robots.safety import SafetyConfig
 from sim.registry import get_task
-
-
-def _check_compile_mode(mode: str) -> None:
-    if mode not in COMPILE_MODES:
-        raise ValueError(f"unknown compile_mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
 
 
 def _check_task_robot(task: str, robot: str) -> None:
@@ -465,7 +460,7 @@ class BenchLatencyConfig:
 
     def __post_init__(self) -> None:
         _check_task_robot(self.task, self.robot)
-        _check_compile_mode(self.compile_mode)
+        check_compile_mode(self.compile_mode)
         self.k = [int(v) for v in (self.k if isinstance(self.k, list | tuple) else [self.k])]
         self.steps = [int(v) for v in (self.steps if isinstance(self.steps, list | tuple) else [self.steps])]
         if not self.k or not self.steps or min(self.k) < 1 or min(self.steps) < 1 or self.repeats < 1:
@@ -509,7 +504,7 @@ class BenchCycleConfig:
         self.k = [int(v) for v in (self.k if isinstance(self.k, list | tuple) else [self.k])]
         if not self.k or min(self.k) < 1 or self.repeats < 1 or (self.steps is not None and self.steps < 1):
             raise ValueError("k, steps and repeats must be >= 1")
-        _check_compile_mode(self.compile_mode)
+        check_compile_mode(self.compile_mode)
         from policy.dreamers import ON_ROBOT
 
         if self.dreamer not in ON_ROBOT:

@@ -22,6 +22,12 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 """The modes that replay the compiled denoiser as CUDA graphs."""
 
+
+def check_compile_mode(mode: str) -> None:
+    """Refuse a mode ``DiffusionPolicy.compile_denoiser`` does not take, naming the ones it does."""
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"down_dims": [32, 64, 128], "step_embed_dim": 32},
     "small": {"down_dims": [64, 128, 256], "step_embed_dim": 64},

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from policy.diffusion.config import COMPILE_MODES, CUDA_GRAPH_MODES, DiffusionConfig, PolicyShapes
+from policy.diffusion.config import CUDA_GRAPH_MODES, DiffusionConfig, PolicyShapes, check_compile_mode
 from policy.diffusion.normalize import obs_action_normalizers
 from policy.diffusion.sampler import Sampler
 from policy.diffusion.text import HashedTextEncoder
@@ -159,8 +159,7 @@ class DiffusionPolicy(nn.Module):
         denoiser on a GPU. Each replay overwrites the last one's output buffers, so the output is
         copied out before the next step reuses them.
         """
-        if mode not in COMPILE_MODES:
-            raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
+        check_compile_mode(mode)
         compiled = torch.compile(self.denoiser.forward, mode=mode, dynamic=False)
         if mode in CUDA_GRAPH_MODES:
             def forward(*args: Any, **kwargs: Any) -> Tensor:
