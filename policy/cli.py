@@ -166,7 +166,8 @@ def cmd_deploy(overrides: list[str]) -> None:
     r = deploy(robot=c.robot, checkpoint=c.checkpoint, server=c.server, episodes=c.episodes, seed=c.seed,
                node=c.node, safety=c.safety, port=c.port, calibration=c.calibration, token_env=c.token_env,
                steps=c.steps, planner=c.planner, world_model=c.world_model, k=c.k,
-               guidance=c.inpaint_guidance, join_samples=c.join_samples, dreamer=c.dreamer, physics=c.physics)
+               guidance=c.inpaint_guidance, join_samples=c.join_samples, dreamer=c.dreamer, physics=c.physics,
+               device=c.device, compile_mode=c.compile_mode)
     _print_json(r, c.out)
 
 
@@ -175,7 +176,7 @@ def cmd_serve(overrides: list[str]) -> None:
 
     c = load_config("serve", overrides)
     serve(c.checkpoint, c.host, c.port, c.token_env, c.steps, c.device, c.planner, c.world_model, c.k,
-          c.join_samples, c.dreamer, c.physics)
+          c.join_samples, c.dreamer, c.physics, c.compile_mode)
 
 
 def cmd_viz(overrides: list[str]) -> None:

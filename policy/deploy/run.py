@@ -32,17 +32,24 @@ class LoadedSource:
     n_obs_steps: int
     max_committed: int
     execute_steps: int
+    warm_up: dict[str, Any] | None = None
+    """The compiled source's warm-up (``pinned.warm_up``), None when eager."""
 
 
 def make_source(checkpoint: str | None, server: str | None, token_env: str, steps: int | None = None,
                 device: str = "cpu", planner: str | None = None, world_model: str | None = None, k: int = 8,
                 guidance: float | None = None, join_samples: int = 1, dreamer: str = "learned",
-                physics: PhysicsDreamerConfig | None = None):
+                physics: PhysicsDreamerConfig | None = None, compile_mode: str | None = None):
     """The source (``LoadedSource``) from a checkpoint (with ``planner``: the
     sample -> dream -> choose controller, dreaming with ``world_model`` or, with
     ``dreamer=physics``, a MuJoCo model of the task set from each observation; else
-    ``join_samples`` chunks per request, the smoothest join kept) or a running server."""
+    ``join_samples`` chunks per request, the smoothest join kept) or a running server.
+    ``compile_mode``: the denoiser is torch.compiled, planned on one thread and warmed up first
+    (``pinned.compile_source``; the report is ``LoadedSource.warm_up``)."""
     if server:
+        if compile_mode:
+            raise ValueError("compile_mode compiles a policy in this process; give it to `reverie serve` "
+                             "on the server instead")
         from policy.deploy.server import RemoteSource
 
         src = RemoteSource(server, os.environ.get(token_env))
@@ -71,8 +78,13 @@ def make_source(checkpoint: str | None, server: str | None, token_env: str, step
                                steps, **kw)
     else:
         src = PolicySource(policy, steps, join_samples=join_samples, **kw)
+    warm = None
+    if compile_mode:
+        from policy.deploy.pinned import compile_source
+
+        src, warm = compile_source(src, compile_mode, device)
     return LoadedSource(src, policy.shapes.task, policy.shapes.robot, policy.cfg.n_obs_steps,
-                        src.max_committed, src.execute_steps)
+                        src.max_committed, src.execute_steps, warm)
 
 
 def make_driver(kind: str, task: str, robot: str, seed: int, port: str, calibration: str | None):
@@ -108,13 +120,25 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
            safety: SafetyConfig | None = None, port: str = "/dev/ttyACM0", calibration: str | None = None,
            token_env: str = "REVERIE_TOKEN", steps: int | None = None, planner: str | None = None,
            world_model: str | None = None, k: int = 8, guidance: float | None = None,
-           join_samples: int = 1, dreamer: str = "learned", physics: PhysicsDreamerConfig | None = None
-           ) -> dict[str, Any]:
+           join_samples: int = 1, dreamer: str = "learned", physics: PhysicsDreamerConfig | None = None,
+           device: str = "cpu", compile_mode: str | None = None) -> dict[str, Any]:
     """Run ``episodes`` on the robot; per-episode node reports and pooled figures."""
     if (checkpoint is None) == (server is None):
         raise ValueError("give exactly one of checkpoint=RUN (policy in this process) or server=HOST:PORT")
-    loaded = make_source(checkpoint, server, token_env, steps, planner=planner, world_model=world_model,
-                         k=k, guidance=guidance, join_samples=join_samples, dreamer=dreamer, physics=physics)
+    loaded = make_source(checkpoint, server, token_env, steps, device, planner=planner,
+                         world_model=world_model, k=k, guidance=guidance, join_samples=join_samples,
+                         dreamer=dreamer, physics=physics, compile_mode=compile_mode)
+    try:
+        return _deploy(loaded, robot, server or checkpoint, episodes, seed, node, safety, port, calibration,
+                       planner, k, dreamer)
+    finally:
+        if hasattr(loaded.source, "close"):
+            loaded.source.close()
+
+
+def _deploy(loaded: LoadedSource, robot: str, source_name: str, episodes: int, seed: int,
+            node: NodeConfig | None, safety: SafetyConfig | None, port: str, calibration: str | None,
+            planner: str | None, k: int, dreamer: str) -> dict[str, Any]:
     source, task, arm = loaded.source, loaded.task, loaded.robot
     node = node or NodeConfig()
     reports, inside, boundary = [], [], []
@@ -133,10 +157,10 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
     chosen = getattr(getattr(source, "controller", None), "dreamer", None)
     return {
         "robot": robot, "task": task, "arm": arm, "episodes": episodes, "seed": seed,
-        "source": server or checkpoint, "planner": planner, "k": k if planner else None,
+        "source": source_name, "planner": planner, "k": k if planner else None,
         "dreamer": dreamer if planner else None,
         "physics": dataclasses.asdict(chosen.cfg) if getattr(chosen, "name", None) == "physics" else None,
-        "inpaint_guidance": getattr(source, "guidance", None),
+        "inpaint_guidance": getattr(source, "guidance", None), "compile": loaded.warm_up,
         "join_samples": getattr(source, "join_samples", None),
         "node": dataclasses.asdict(node),
         "safety": dataclasses.asdict(safety or SafetyConfig()),
@@ -159,15 +183,24 @@ def deploy(*, robot: str = "mujoco", checkpoint: str | None = None, server: str 
 def serve(checkpoint: str, host: str, port: int, token_env: str, steps: int | None = None,
           device: str = "cpu", planner: str | None = None, world_model: str | None = None,
           k: int = 8, join_samples: int = 1, dreamer: str = "learned",
-          physics: PhysicsDreamerConfig | None = None) -> None:
+          physics: PhysicsDreamerConfig | None = None, compile_mode: str | None = None) -> None:
     """Serve the checkpoint (or its controller, with ``planner``) until interrupted."""
     from policy.deploy.server import PolicyServer
 
-    source = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k,
-                         join_samples=join_samples, dreamer=dreamer, physics=physics).source
-    server = PolicyServer(source, host, port, os.environ.get(token_env)).start()
-    print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
+    loaded = make_source(checkpoint, None, token_env, steps, device, planner, world_model, k,
+                         join_samples=join_samples, dreamer=dreamer, physics=physics,
+                         compile_mode=compile_mode)
+    if loaded.warm_up:
+        w = loaded.warm_up
+        print(f"compiled ({w['mode']}) and warmed up in {w['total_s']:.1f} s; a plan now takes "
+              f"{w['last_ms']:.1f} ms", flush=True)
     try:
-        server.wait()
-    except KeyboardInterrupt:
-        server.stop(1.0)
+        server = PolicyServer(loaded.source, host, port, os.environ.get(token_env)).start()
+        print(f"serving {checkpoint} on {host}:{server.port} (Ctrl-C to stop)", flush=True)
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            server.stop(1.0)
+    finally:
+        if hasattr(loaded.source, "close"):
+            loaded.source.close()

@@ -28,6 +28,13 @@ def check_compile_mode(mode: str) -> None:
     if mode not in COMPILE_MODES:
         raise ValueError(f"unknown compile mode {mode!r}; choose one of {', '.join(COMPILE_MODES)}")
 
+
+def check_compile_device(mode: str, device: str) -> None:
+    """Refuse a CUDA graph mode on a device without CUDA graphs."""
+    if mode in CUDA_GRAPH_MODES and not device.startswith("cuda"):
+        raise ValueError(f"compile mode {mode!r} replays CUDA graphs and needs device=cuda (got "
+                         f"{device!r}); on a CPU use compile_mode=default")
+
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"down_dims": [32, 64, 128], "step_embed_dim": 32},
     "small": {"down_dims": [64, 128, 256], "step_embed_dim": 64},

@@ -381,6 +381,7 @@ def test_deploy_cli_runs_episodes_and_names_bad_settings(push_run, tmp_path, cap
     assert main(["deploy", f"checkpoint={push_run}", "node.seconds=1", f"out={out}"]) == 0
     r = json.loads(out.read_text())
     assert r["task"] == "push" and r["episodes"] == 1 and r["ticks"] > 50 and r["refused_chunks"] == 0
+    assert r["compile"] is None  # eager unless compile_mode is given
     capsys.readouterr()
     assert main(["deploy"]) == 2
     assert "exactly one of checkpoint" in capsys.readouterr().err
