@@ -180,10 +180,8 @@ def load_world_model(path: str | Path, task: str | None = None, robot: str | Non
     ckpt = resolve(path)
     meta = read_meta(ckpt, WORLD_MODEL_FORMAT)
     try:
-        # models saved before kinematic tokens, the grounding head and cube-frame dynamics existed were
-        # trained without them
-        cfg = WorldModelConfig(**{"kinematic": False, "grounding": False, "object_frame": False,
-                                  **meta["world_model"]})
+        # models saved before kinematic tokens and the grounding head existed were trained without them
+        cfg = WorldModelConfig(**{"kinematic": False, "grounding": False, **meta["world_model"]})
         shapes = WorldShapes.from_json(meta["shapes"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{ckpt / META} holds an invalid world-model description: {e}") from None

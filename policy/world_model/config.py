@@ -53,16 +53,6 @@ class WorldModelConfig:
     tool's dream is then that pose plus a learned residual (how far the arm lags its targets).
     Without it the network must learn the arm's kinematics from data before it can tell a grasp
     that lands from one 2 cm off. Checkpoints from before this option load with it off."""
-    object_frame: bool = False
-    """Dream each cube's path, holding and touching with a second causal transformer that sees only
-    the tool's path in that cube's own frame (``policy/world_model/objects.py``), instead of
-    reading them off the main trunk with its absolute inputs: a grasp then looks the same wherever
-    on the table it happens. Needs ``kinematic``. Checkpoints from before this option load with it
-    off."""
-    object_layers: int = 2
-    """Layers of the cube-frame transformer (``object_frame`` only)."""
-    object_width: int = 64
-    """Width of the cube-frame transformer (``object_frame`` only; divisible by ``heads``)."""
     text_dim: int = 32
     """Instruction-embedding width, added to the latent (instructed tasks only: on Sort, progress
     and success depend on which cube and pad the instruction names)."""
@@ -91,15 +81,11 @@ class WorldModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_obs_steps", "horizon", "latent_dim", "d_model", "layers", "heads", "text_dim",
-                     "text_buckets", "object_layers", "object_width"):
+                     "text_buckets"):
             if getattr(self, name) < 1:
                 raise ValueError(f"world model {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("d_model", "object_width"):
-            if getattr(self, name) % self.heads:
-                raise ValueError(f"{name} ({getattr(self, name)}) must be divisible by heads ({self.heads})")
-        if self.object_frame and not self.kinematic:
-            raise ValueError("world_model.object_frame=true dreams cubes from the tool's kinematic path; "
-                             "it needs world_model.kinematic=true")
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by heads ({self.heads})")
         if STATE not in self.obs_features or EE_FEATURE not in self.obs_features:
             raise ValueError(f"world model obs_features must include {STATE!r} and {EE_FEATURE!r}")
         if self.pos_scale <= 0:

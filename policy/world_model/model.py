@@ -5,12 +5,10 @@ transformer over the candidate's steps: step h's token is its (normalised) joint
 step embedding plus the projected latent, and it sees only steps <= h, as physics would. With
 ``kinematic`` on (the default), the token also carries where forward kinematics puts the tool at
 those targets and where each cube sits relative to it, and the tool's dream is that kinematic
-path plus a learned residual. Heads predict, per step, the tool's and each cube's displacement
-from where they are now, whether each cube is lifted and touched, task progress, and whether the
-task is solved. With ``object_frame`` on, the cubes' displacements, lifting and touching come
-instead from a second transformer that sees only the tool's path in each cube's own frame
-(``policy/world_model/objects.py``). All K candidates of all B observations go through in one
-batch.
+path plus a learned residual. Heads
+predict, per step, the tool's and each cube's displacement from where they are now, whether each
+cube is lifted and touched, task progress, and whether the task is solved. All K candidates of
+all B observations go through in one batch.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ from policy.dreams import Dreams
 from policy.world_model.config import EE_FEATURE, OBJECTS_FEATURE, WorldModelConfig, WorldShapes
 from policy.world_model.data import INSTRUCTIONS, PAIR
 from policy.world_model.kinematics import ToolKinematics
-from policy.world_model.objects import CubeFrameDynamics, folded_yaw
 from robots.registry import get_robot
 from sim.data.format import STATE
 
@@ -44,12 +41,6 @@ class Latent:
     joints: Tensor
     grounding: Tensor | None = None
     """(B, objects, targets) P(object, target | instruction), where the model reads instructions."""
-    object_yaw: Tensor | None = None
-    """(B, n) each cube's yaw, folded to a quarter turn (cube-frame dynamics only)."""
-    object_velocity: Tensor | None = None
-    """(B, n, 3) each cube's displacement between the last two observations, m (the same)."""
-    gripper: Tensor | None = None
-    """(B,) the gripper's opening now, normalised (the same)."""
 
 
 def build_encoder(cfg: WorldModelConfig, obs_dim: int) -> nn.Sequential:
@@ -113,8 +104,6 @@ class WorldModel(nn.Module):
             self.kinematics = ToolKinematics(get_robot(shapes.robot))
             # tool shift, its x and z axes, each cube's offset in the world and the tool frame
             self.kin_in = nn.Linear(9 + 6 * n, d)
-        if cfg.object_frame and n:
-            self.objects = CubeFrameDynamics(n, cfg.horizon, cfg.object_width, cfg.object_layers, cfg.heads)
         mask = torch.triu(torch.full((cfg.horizon, cfg.horizon), float("-inf")), diagonal=1)
         self.register_buffer("causal_mask", mask, persistent=False)
         self._ee = shapes.offset(EE_FEATURE)
@@ -143,15 +132,8 @@ class WorldModel(nn.Module):
         grounding = None
         if hasattr(self, "ground_head"):
             grounding = self.ground_head(z).softmax(-1).reshape(len(z), n, self.shapes.n_targets)
-        latent = Latent(z, ee, objects, now[:, self._joints: self._joints + self.shapes.action_dim - 1],
-                        grounding)
-        if hasattr(self, "objects"):
-            poses = obs[:, :, self._obj: self._obj + 7 * n].reshape(len(obs), -1, n, 7)
-            gripper = self._joints + self.shapes.action_dim - 1
-            latent.object_yaw = folded_yaw(poses[:, -1, :, 3:])
-            latent.object_velocity = poses[:, -1, :, :3] - poses[:, max(-2, -poses.shape[1]), :, :3]
-            latent.gripper = self.obs_norm.normalize(now)[:, gripper]
-        return latent
+        return Latent(z, ee, objects, now[:, self._joints: self._joints + self.shapes.action_dim - 1],
+                      grounding)
 
     def dream(self, latent: Latent, trajs: Tensor) -> Dreams:
         """Raw candidate trajectories (B, K, H, A) from the current step -> their Dreams."""
@@ -175,48 +157,24 @@ class WorldModel(nn.Module):
             raise ValueError(f"{latent.z.shape[0]} latents for {b} batches of trajectories")
         x = self.action_in(self.action_norm.normalize(trajs.reshape(b * k, h, a)))
         x = x + self.step_embed + self.latent_in(latent.z).repeat_interleave(k, dim=0)[:, None]
-        shift = rot = None
+        shift = None
         if self.cfg.kinematic:
-            features, shift, rot = self._kinematic_features(latent, trajs)
+            features, shift = self._kinematic_features(latent, trajs)
             x = x + self.kin_in(features.reshape(b * k, h, -1))
         y = self.head(self.out_norm(self.trunk(x, mask=self.causal_mask, is_causal=True)))
         parts = dict(zip(self._split, y.split(list(self._split.values()), dim=-1), strict=True))
         if shift is not None:  # the tool's dream: kinematics plus a learned residual
             parts["ee_pos"] = parts["ee_pos"] + shift.reshape(b * k, h, 3)
         n = self.shapes.n_objects
-        if hasattr(self, "objects"):  # each cube from the tool's path in its own frame
-            parts.update(self._cube_frame(latent, trajs, shift, rot, parts["ee_pos"].reshape(b, k, h, 3)))
         return {"ee_pos": parts["ee_pos"].reshape(b, k, h, 3),
                 "object_pos": parts["object_pos"].reshape(b, k, h, n, 3),
                 "holding": parts["holding"].reshape(b, k, h, n),
                 "touching": parts["touching"].reshape(b, k, h, n),
                 "progress": parts["progress"].reshape(b, k, h), "success": parts["success"].reshape(b, k, h)}
 
-    def _cube_frame(self, latent: Latent, trajs: Tensor, shift: Tensor, rot: Tensor,
-                    dreamed: Tensor) -> dict[str, Tensor]:
-        """``object_pos`` (scaled displacements), ``holding`` and ``touching`` (logits), flattened
-        to (B * K, H, ...) as the main head's are, from the cube-frame transformer. ``shift``
-        and ``rot``: the tool's kinematic shift (scaled) and rotation at the targets; ``dreamed``
-        (B, K, H, 3): the tool's dreamed shift (scaled)."""
-        b, k, h, _ = trajs.shape
-        s = self.cfg.pos_scale
-        tool_now = latent.ee_pos * s
-        grip = self.action_norm.normalize(trajs)[..., -1]
-        features, frames = self.objects.tokens(
-            target=tool_now[:, None, None] + shift.reshape(b, k, h, 3),
-            dreamed=(tool_now[:, None, None] + dreamed).detach(),
-            axes=torch.stack([rot[..., :, 0], rot[..., :, 2]], -2), grip=grip, tool_now=tool_now,
-            cubes=latent.object_pos * s, yaw=latent.object_yaw, velocity=latent.object_velocity * s,
-            gripper_now=latent.gripper)
-        out = self.objects(features, frames)
-        n = self.shapes.n_objects
-        return {"object_pos": out["object_pos"].reshape(b * k, h, 3 * n),
-                "holding": out["holding"].reshape(b * k, h, n),
-                "touching": out["touching"].reshape(b * k, h, n)}
-
-    def _kinematic_features(self, latent: Latent, trajs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """(B, K, H, 9 + 6n) token features, the tool's kinematic shift from now (B, K, H, 3),
-        positions in 1 / pos_scale m, and its rotation (B, K, H, 3, 3) at the targets."""
+    def _kinematic_features(self, latent: Latent, trajs: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, K, H, 9 + 6n) token features and the tool's kinematic shift from now (B, K, H, 3),
+        positions in 1 / pos_scale m."""
         tool, rot = self.kinematics(trajs[..., :self.shapes.action_dim - 1])
         shift = tool - self.kinematics(latent.joints)[0][:, None, None]
         ee = latent.ee_pos[:, None, None] + shift
@@ -225,7 +183,7 @@ class WorldModel(nn.Module):
         s = self.cfg.pos_scale
         features = torch.cat([shift * s, rot[..., :, 0], rot[..., :, 2], (offset * s).flatten(-2),
                               (in_tool * s).flatten(-2)], dim=-1)
-        return features, shift * s, rot
+        return features, shift * s
 
     def compute_loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
         """Weighted sum of per-quantity losses for a batch of ``DreamTensors`` (K = 1)."""

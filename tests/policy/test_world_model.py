@@ -18,7 +18,6 @@ from policy.training.world_model import train_world_model
 from policy.world_model.config import WorldModelConfig, WorldShapes
 from policy.world_model.data import DreamTensors
 from policy.world_model.model import WorldModel
-from policy.world_model.objects import CubeFrameDynamics, folded_yaw, yaw_matrix
 from sim import keys
 from sim.data.reader import DemoDataset
 from sim.env import ReverieEnv
@@ -84,79 +83,8 @@ def test_kinematic_tokens_put_the_tool_where_the_targets_send_it(push_tensors):
     tool = wm.kinematics(trajs[..., :7])[0] - wm.kinematics(latent.joints)[0][:, None, None]
     np.testing.assert_allclose(d.ee_pos, (latent.ee_pos[:, None, None] + tool).numpy(), atol=1e-5)
     assert np.abs(d.ee_pos[:, 1] - d.ee_pos[:, 0]).max() > 0.05
-    features, _, rot = wm._kinematic_features(latent, trajs)
+    features, _ = wm._kinematic_features(latent, trajs)
     assert features.shape == (2, 3, 8, 9 + 6 * push_tensors.shapes.n_objects)
-    assert rot.shape == (2, 3, 8, 3, 3)
-
-
-def _turn(v: torch.Tensor, yaw: float, shift: torch.Tensor) -> torch.Tensor:
-    """(..., 3) points turned by ``yaw`` about the world's z axis, then moved by ``shift`` (3,)."""
-    return v @ yaw_matrix(torch.tensor(yaw)).T + shift
-
-
-def test_cube_frame_dynamics_do_not_see_where_on_the_table_the_scene_is():
-    """Turning and moving the whole scene on the table (tool path, cubes, their yaws) leaves the
-    cube-frame tokens as they were, and turns the dreamed cube displacements with the scene; the
-    same in the main trunk's absolute inputs would be a different question."""
-    torch.manual_seed(0)
-    n, b, k, h = 3, 2, 4, 8
-    dyn = CubeFrameDynamics(n, h, 16, 1, 2).eval()
-    target, dreamed = torch.randn(b, k, h, 3), torch.randn(b, k, h, 3)
-    axes = torch.nn.functional.normalize(torch.randn(b, k, h, 2, 3), dim=-1)
-    grip, tool_now, cubes = torch.rand(b, k, h), torch.randn(b, 3), torch.randn(b, n, 3)
-    yaw, velocity, gripper_now = torch.rand(b, n) - 0.5, torch.randn(b, n, 3) * 0.1, torch.rand(b)
-    features, frames = dyn.tokens(target, dreamed, axes, grip, tool_now, cubes, yaw, velocity, gripper_now)
-    assert features.shape[:4] == (b, k, n, h)
-    turn, shift = 0.3, torch.tensor([0.5, -0.2, 0.0])
-    moved, moved_frames = dyn.tokens(
-        _turn(target, turn, shift), _turn(dreamed, turn, shift), _turn(axes, turn, torch.zeros(3)), grip,
-        _turn(tool_now, turn, shift), _turn(cubes, turn, shift), yaw + turn,
-        _turn(velocity, turn, torch.zeros(3)), gripper_now)
-    torch.testing.assert_close(moved, features, atol=1e-5, rtol=1e-5)
-    with torch.no_grad():
-        out, out_moved = dyn(features, frames), dyn(moved, moved_frames)
-    torch.testing.assert_close(out_moved["object_pos"], _turn(out["object_pos"], turn, torch.zeros(3)),
-                               atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(out_moved["holding"], out["holding"])
-    # a quarter turn of a cube is the same cube: its folded yaw, and so its tokens, do not change
-    half = np.array([0.1, 0.1 + np.pi / 4])  # half-angles of yaws 0.2 and 0.2 + pi / 2
-    quarter = torch.tensor(np.stack([np.cos(half), 0 * half, 0 * half, np.sin(half)], -1)).float()
-    torch.testing.assert_close(folded_yaw(quarter[:1]), folded_yaw(quarter[1:]), atol=1e-6, rtol=0)
-    # and the tool's path reaches the tokens: 1 cm further along x is another token
-    nearer = target.clone()
-    nearer[..., 0] += 0.1
-    changed, _ = dyn.tokens(nearer, dreamed, axes, grip, tool_now, cubes, yaw, velocity, gripper_now)
-    assert not torch.allclose(changed, features)
-
-
-def test_a_cube_frame_world_model_dreams_trains_and_round_trips(push_data, tmp_path):
-    c = WorldModelTrainConfig(data=[str(push_data)], out=str(tmp_path / "wm"),
-                              world_model=dict(TINY_WM, object_frame=True), steps=40, batch_size=16,
-                              log_every=10, warmup_steps=2, val_fraction=0.25, progress=False)
-    train_world_model(c)
-    losses = [json.loads(x)["loss"] for x in (tmp_path / "wm/metrics.jsonl").read_text().splitlines()]
-    assert losses[-1] < losses[0]
-    wm = load_world_model(tmp_path / "wm", task="push")
-    assert wm.cfg.object_frame and hasattr(wm, "objects")
-    data = DreamTensors([DemoDataset(push_data)], WorldModelConfig(**TINY_WM))
-    batch = data.batch(torch.arange(3))
-    latent = wm.encode(batch["obs"])
-    assert latent.object_yaw.shape == (3, 1) and latent.gripper.shape == (3,)
-    trajs = batch["action"][:, None].repeat(1, 4, 1, 1)
-    trajs[:, 1:, 5:] += 0.3  # candidates 1.. differ from step 5 on
-    d = wm.dream(latent, trajs)
-    assert d.object_pos.shape == (3, 4, 8, 1, 3)
-    np.testing.assert_allclose(d.object_pos[:, 1, :5], d.object_pos[:, 0, :5], atol=1e-5)  # causal
-    assert not np.allclose(d.object_pos[:, 1, 5:], d.object_pos[:, 0, 5:])
-    # the cubes' dream is the cube-frame trunk's: silencing the main head's cube outputs (after the
-    # tool's 3) leaves it as it was
-    cube_rows = slice(3, 3 + 5 * wm.shapes.n_objects)
-    with torch.no_grad():
-        wm.head.weight[cube_rows] = 0
-        wm.head.bias[cube_rows] = 0
-    np.testing.assert_allclose(wm.dream(latent, trajs).object_pos, d.object_pos, atol=1e-6)
-    with pytest.raises(ValueError, match=r"needs world_model\.kinematic=true"):
-        WorldModelConfig(object_frame=True, kinematic=False)
 
 
 def test_a_world_model_saved_before_kinematic_tokens_loads_without_them(push_data, tmp_path):
